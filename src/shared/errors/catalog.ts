@@ -1,0 +1,264 @@
+import { Code } from "@connectrpc/connect";
+import type { ErrorSpec } from "./error-spec.js";
+
+type SpecBody = Omit<ErrorSpec, "reason">;
+
+/** Gives each entry its key as its reason, so a reason is written once. */
+function defineCatalog<const T extends Record<string, SpecBody>>(
+  bodies: T,
+): { readonly [K in keyof T & string]: ErrorSpec & { readonly reason: K } } {
+  return Object.fromEntries(Object.entries(bodies).map(([reason, body]) => [reason, { reason, ...body }])) as never;
+}
+
+const POST_TYPE = "bazbii.post.v1.Post";
+
+/**
+ * Every public error, by reason: the single source of what callers see and of
+ * docs/errors.md. The application maps domain reasons onto these entries; the
+ * gateway raises its own entries directly. Reasons are never renamed or reused.
+ */
+export const errorCatalog = defineCatalog({
+  // ── Request validation (raised by the domain; the gateway pre-checks h3_res) ──
+  H3_RES_OUT_OF_RANGE: {
+    code: Code.InvalidArgument,
+    message: {
+      en: "h3_res must be between 0 and 15",
+      ja: "h3_res は 0 から 15 の範囲で指定してください",
+    },
+    badRequest: { field: "h3_res" },
+  },
+  INVALID_AREA_CELL: {
+    code: Code.InvalidArgument,
+    message: {
+      en: "within must be a valid H3 cell index, or empty for everywhere",
+      ja: "within には有効な H3 セルを指定するか、全域なら空にしてください",
+    },
+    badRequest: { field: "within" },
+  },
+  INVALID_H3_INDEX: {
+    code: Code.InvalidArgument,
+    message: { en: "invalid H3 index", ja: "H3 インデックスが無効です" },
+    badRequest: { field: "h3_index" },
+  },
+  TEXT_EMPTY: {
+    code: Code.InvalidArgument,
+    message: { en: "text must not be empty", ja: "本文を入力してください" },
+    badRequest: { field: "text" },
+  },
+  TEXT_TOO_LONG: {
+    code: Code.InvalidArgument,
+    message: {
+      en: "text must be at most {maxLength} characters; it has {length}",
+      ja: "本文は {maxLength} 文字以内にしてください（現在 {length} 文字）",
+    },
+    badRequest: { field: "text" },
+  },
+  TEXT_HAS_CONTROL_CHARACTERS: {
+    code: Code.InvalidArgument,
+    message: {
+      en: "text must not contain control characters other than tab and line breaks",
+      ja: "本文にはタブと改行以外の制御文字を使えません",
+    },
+    badRequest: { field: "text" },
+  },
+  INVALID_REQUEST_ID: {
+    code: Code.InvalidArgument,
+    message: {
+      en: "request_id must be 1 to {maxLength} printable ASCII characters without spaces; a UUID is recommended",
+      ja: "request_id は空白を含まない 1〜{maxLength} 文字の ASCII で指定してください（UUID を推奨）",
+    },
+    badRequest: { field: "request_id" },
+  },
+  POST_ID_MISSING: {
+    code: Code.InvalidArgument,
+    message: { en: "id is required", ja: "id を指定してください" },
+    badRequest: { field: "id" },
+  },
+
+  // ── Posts ──
+  POST_NOT_FOUND: {
+    code: Code.NotFound,
+    message: { en: "post not found: {postId}", ja: "投稿が見つかりません: {postId}" },
+    resourceInfo: { type: POST_TYPE, name: "{postId}" },
+  },
+  NOT_POST_AUTHOR: {
+    code: Code.PermissionDenied,
+    message: {
+      en: "only the author of post {postId} can delete it",
+      ja: "投稿 {postId} を削除できるのは投稿者だけです",
+    },
+  },
+  POST_ALREADY_DELETED: {
+    code: Code.FailedPrecondition,
+    message: { en: "post {postId} was already deleted", ja: "投稿 {postId} はすでに削除されています" },
+    preconditionFailure: { type: "STATE", subject: "posts/{postId}" },
+  },
+  REQUEST_ID_REUSED: {
+    code: Code.FailedPrecondition,
+    message: {
+      en: "request_id {requestId} was already used for a different post; send a new request_id for a new post",
+      ja: "request_id {requestId} は別の投稿ですでに使われています。新しい投稿には新しい request_id を指定してください",
+    },
+    preconditionFailure: { type: "REQUEST_ID", subject: "request_id/{requestId}" },
+  },
+
+  // ── Identity ──
+  // The seed's message, also for a call without a token at the gateway: the caller
+  // gets the same error whether the gateway or the API server noticed.
+  ACTOR_MISSING: {
+    code: Code.Unauthenticated,
+    message: {
+      en: "actor_id not found in context",
+      ja: "actor_id がありません。サインインして Authorization: Bearer <token> を送ってください",
+    },
+  },
+  INVALID_ACTOR_ID: {
+    code: Code.Unauthenticated,
+    message: {
+      en: "actor_id must be 1 to {maxLength} printable ASCII characters without spaces; sign in again",
+      ja: "actor_id が不正です。もう一度サインインしてください",
+    },
+  },
+  TOKEN_MALFORMED: {
+    code: Code.Unauthenticated,
+    message: {
+      en: "the Authorization header must be 'Bearer <token>' with a JSON Web Token",
+      ja: "Authorization ヘッダーは 'Bearer <token>'（JSON Web Token）の形式にしてください",
+    },
+  },
+  TOKEN_INVALID: {
+    code: Code.Unauthenticated,
+    message: {
+      en: "the token is not valid ({problem}); sign in again to get a new one",
+      ja: "トークンが無効です（{problem}）。もう一度サインインしてください",
+    },
+  },
+  TOKEN_EXPIRED: {
+    code: Code.Unauthenticated,
+    message: {
+      en: "the token expired at {expiredAt}; sign in again to get a new one",
+      ja: "トークンの有効期限（{expiredAt}）が切れています。もう一度サインインしてください",
+    },
+  },
+  TOKEN_NOT_YET_VALID: {
+    code: Code.Unauthenticated,
+    message: {
+      en: "the token is not valid before {notBefore}; check the clock of the issuer",
+      ja: "トークンは {notBefore} まで有効になりません。発行元の時計を確認してください",
+    },
+  },
+
+  // ── Storage ──
+  STORAGE_UNAVAILABLE: {
+    code: Code.Unavailable,
+    message: {
+      en: "the post store is temporarily unavailable; retry in a moment",
+      ja: "投稿ストアが一時的に利用できません。しばらくしてから再試行してください",
+    },
+    retryDelayMs: 1000,
+  },
+  STORAGE_CONFLICT: {
+    code: Code.Aborted,
+    message: {
+      en: "the request conflicted with a concurrent change; retry it",
+      ja: "同時に行われた別の変更と競合しました。再試行してください",
+    },
+  },
+
+  // ── The gateway's upstream call ──
+  UPSTREAM_UNREACHABLE: {
+    code: Code.Unavailable,
+    message: {
+      en: "the API service is unreachable and the request was not processed; retry in a moment",
+      ja: "API サービスに接続できず、リクエストは処理されていません。しばらくしてから再試行してください",
+    },
+  },
+  UPSTREAM_CONNECTION_LOST: {
+    code: Code.Unavailable,
+    message: {
+      en: "the connection to the API service was lost before it answered; the request may or may not have been processed",
+      ja: "API サービスが応答する前に接続が切れました。リクエストが処理されたかどうかは不明です",
+    },
+  },
+  UPSTREAM_UNAVAILABLE: {
+    code: Code.Unavailable,
+    message: {
+      en: "the API service is unavailable (HTTP {httpStatus}); retry in a moment",
+      ja: "API サービスが利用できません（HTTP {httpStatus}）。しばらくしてから再試行してください",
+    },
+  },
+  UPSTREAM_DEADLINE_EXCEEDED: {
+    code: Code.DeadlineExceeded,
+    message: {
+      en: "the API service did not answer within {timeoutMs} ms",
+      ja: "API サービスが {timeoutMs} ミリ秒以内に応答しませんでした",
+    },
+  },
+  UPSTREAM_METHOD_NOT_FOUND: {
+    code: Code.Unimplemented,
+    message: {
+      en: "the API service does not serve this method (HTTP {httpStatus})",
+      ja: "API サービスはこのメソッドを提供していません（HTTP {httpStatus}）",
+    },
+  },
+  UPSTREAM_HTTP_UNAUTHENTICATED: {
+    code: Code.Unauthenticated,
+    message: {
+      en: "a proxy in front of the API service refused the request as unauthenticated (HTTP {httpStatus})",
+      ja: "API サービス前段のプロキシが未認証としてリクエストを拒否しました（HTTP {httpStatus}）",
+    },
+  },
+  UPSTREAM_HTTP_PERMISSION_DENIED: {
+    code: Code.PermissionDenied,
+    message: {
+      en: "a proxy in front of the API service refused the request (HTTP {httpStatus})",
+      ja: "API サービス前段のプロキシがリクエストを拒否しました（HTTP {httpStatus}）",
+    },
+  },
+  UPSTREAM_PROTOCOL_ERROR: {
+    code: Code.Internal,
+    message: {
+      en: "the API service sent an answer that is not a valid RPC response; quote request id {requestId} to support",
+      ja: "API サービスの応答が正しい RPC レスポンスではありません。サポートにリクエスト ID {requestId} をお伝えください",
+    },
+  },
+  UPSTREAM_HTTP_ERROR: {
+    code: Code.Unknown,
+    message: {
+      en: "the API service failed with HTTP {httpStatus} and no RPC status; quote request id {requestId} to support",
+      ja: "API サービスが RPC ステータスなしで HTTP {httpStatus} を返しました。サポートにリクエスト ID {requestId} をお伝えください",
+    },
+  },
+
+  // ── The call itself ──
+  CANCELED: {
+    code: Code.Canceled,
+    message: { en: "the caller canceled the request", ja: "呼び出し元がリクエストをキャンセルしました" },
+  },
+  DEADLINE_EXCEEDED: {
+    code: Code.DeadlineExceeded,
+    message: {
+      en: "the request did not finish within its deadline; retry with a longer deadline",
+      ja: "リクエストが期限内に完了しませんでした。期限を延ばして再試行してください",
+    },
+  },
+
+  HEALTH_SERVICE_UNKNOWN: {
+    code: Code.NotFound,
+    message: {
+      en: "no health status for service {service}; ask for the empty name or a served service",
+      ja: "サービス {service} のヘルス状態はありません。空の名前か提供中のサービス名を指定してください",
+    },
+  },
+
+  // ── Anything not foreseen ──
+  INTERNAL: {
+    code: Code.Internal,
+    message: {
+      en: "the server could not process the request; quote request id {requestId} to support",
+      ja: "サーバーでリクエストを処理できませんでした。サポートにリクエスト ID {requestId} をお伝えください",
+    },
+  },
+});
+
+export type PublicReason = keyof typeof errorCatalog;

@@ -1,0 +1,95 @@
+import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { ConnectError } from "@connectrpc/connect";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+  LocalizedMessageSchema,
+  PreconditionFailureSchema,
+  QuotaFailureSchema,
+  RequestInfoSchema,
+  ResourceInfoSchema,
+  RetryInfoSchema,
+} from "../../gen/google/rpc/error_details_pb.js";
+import type { Locale } from "../locale.js";
+import { ERROR_DOMAIN, type ErrorSpec, fillTemplate } from "./error-spec.js";
+
+/** What every error needs from the request it answers. */
+export interface ErrorContext {
+  readonly requestId: string;
+  readonly locale: Locale;
+}
+
+export interface PublicErrorOptions {
+  /** Values for the message templates; all are sent in ErrorInfo.metadata. */
+  readonly params?: Readonly<Record<string, string>>;
+  /** Kept on the error for the log line; never serialized to the caller. */
+  readonly cause?: unknown;
+  /** RetryInfo delay for this occurrence, overriding the spec's. */
+  readonly retryDelayMs?: number;
+  /** Response headers to send with the error (e.g. retry-after). */
+  readonly headers?: HeadersInit;
+}
+
+type Detail = { desc: DescMessage; value: MessageInitShape<DescMessage> };
+
+/** Metadata values are for machines; a runaway value must not bloat every response. */
+const MAX_PARAM_LENGTH = 256;
+
+/**
+ * Builds the ConnectError a caller receives for `spec`: the English message,
+ * ErrorInfo, RequestInfo and LocalizedMessage always, plus the type-specific
+ * details the spec asks for; at most one detail of each type.
+ */
+export function publicError(spec: ErrorSpec, ctx: ErrorContext, options: PublicErrorOptions = {}): ConnectError {
+  const metadata: Record<string, string> = {};
+  for (const [key, value] of Object.entries(options.params ?? {})) metadata[key] = value.slice(0, MAX_PARAM_LENGTH);
+  // Templates may also quote the request id, which travels in RequestInfo instead of metadata.
+  const values = { ...metadata, requestId: metadata.requestId ?? ctx.requestId };
+  const message = fillTemplate(spec.message.en, values);
+  const localized = ctx.locale === "en" ? message : fillTemplate(spec.message[ctx.locale], values);
+
+  const details: Detail[] = [
+    { desc: ErrorInfoSchema, value: { reason: spec.reason, domain: ERROR_DOMAIN, metadata } },
+    { desc: RequestInfoSchema, value: { requestId: ctx.requestId } },
+    { desc: LocalizedMessageSchema, value: { locale: ctx.locale, message: localized } },
+  ];
+  if (spec.badRequest) {
+    const violation = {
+      field: spec.badRequest.field,
+      description: message,
+      reason: spec.reason,
+      localizedMessage: { locale: ctx.locale, message: localized },
+    };
+    details.push({ desc: BadRequestSchema, value: { fieldViolations: [violation] } });
+  }
+  if (spec.resourceInfo) {
+    const resourceName = fillTemplate(spec.resourceInfo.name, values);
+    details.push({
+      desc: ResourceInfoSchema,
+      value: { resourceType: spec.resourceInfo.type, resourceName, description: message },
+    });
+  }
+  if (spec.preconditionFailure) {
+    const violation = {
+      type: spec.preconditionFailure.type,
+      subject: fillTemplate(spec.preconditionFailure.subject, values),
+      description: message,
+    };
+    details.push({ desc: PreconditionFailureSchema, value: { violations: [violation] } });
+  }
+  if (spec.quotaFailure) {
+    const violation = { subject: fillTemplate(spec.quotaFailure.subject, values), description: message };
+    details.push({ desc: QuotaFailureSchema, value: { violations: [violation] } });
+  }
+  const retryDelayMs = options.retryDelayMs ?? spec.retryDelayMs;
+  if (retryDelayMs !== undefined) {
+    details.push({ desc: RetryInfoSchema, value: { retryDelay: durationFromMs(retryDelayMs) } });
+  }
+  return new ConnectError(message, spec.code, options.headers, details, options.cause);
+}
+
+/** The ErrorInfo reason of an error built here, or received with one. */
+export function reasonOf(err: ConnectError): string | undefined {
+  return err.findDetails(ErrorInfoSchema)[0]?.reason;
+}

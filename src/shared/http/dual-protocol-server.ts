@@ -1,0 +1,70 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+
+/** Every HTTP/2 connection without TLS ("prior knowledge", RFC 9113 §3.3) starts with these bytes. */
+const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+export type RequestListener = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+export interface DualProtocolServerOptions {
+  readonly http1?: http.ServerOptions;
+  readonly http2?: http2.ServerOptions;
+  /** A connection that has not sent its first bytes within this time is closed. */
+  readonly firstBytesTimeoutMs: number;
+}
+
+/**
+ * HTTP/1.1 and cleartext HTTP/2 (h2c) on one port, as Connect, gRPC and
+ * gRPC-Web clients all need: browsers speak HTTP/1.1, gRPC clients h2c.
+ *
+ * Node serves h2c only on a port of its own. This routes each new connection
+ * by its first bytes to an http.Server or an http2 server that never listen
+ * themselves. Written here rather than taken from httpolyglot because that
+ * library turns off the native stream path of every HTTP/2 socket (it wraps
+ * them in a JS stream), which costs on the gateway's hottest path; Node ≥ 16
+ * replays bytes already read from the socket into the HTTP/2 session itself.
+ */
+export class DualProtocolServer {
+  readonly tcp: net.Server;
+  readonly h1: http.Server;
+  readonly h2: http2.Http2Server;
+
+  constructor(listener: RequestListener, options: DualProtocolServerOptions) {
+    this.h1 = http.createServer(options.http1 ?? {}, listener);
+    this.h2 = http2.createServer(options.http2 ?? {}, listener);
+    this.tcp = net.createServer({ noDelay: true }, (socket) => this.route(socket, options.firstBytesTimeoutMs));
+  }
+
+  private route(socket: net.Socket, timeoutMs: number): void {
+    let seen: Buffer = Buffer.alloc(0);
+    const onError = (): void => {
+      socket.destroy();
+    };
+    const onData = (chunk: Buffer): void => {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, HTTP2_PREFACE.length);
+      const maybeHttp2 = seen.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
+      if (maybeHttp2 && n < HTTP2_PREFACE.length) return; // wait for the whole preface
+      socket.off("data", onData);
+      socket.off("error", onError);
+      socket.setTimeout(0);
+      // Put the bytes back for the server that takes over. The HTTP/2 session
+      // reads them itself; the HTTP/1 parser needs the stream flowing again.
+      socket.pause();
+      socket.unshift(seen);
+      if (maybeHttp2) {
+        this.h2.emit("connection", socket);
+      } else {
+        this.h1.emit("connection", socket);
+        socket.resume();
+      }
+    };
+    socket.on("error", onError);
+    socket.on("data", onData);
+    socket.setTimeout(timeoutMs, onError);
+  }
+}

@@ -1,0 +1,113 @@
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
+import type { AddressInfo, Socket } from "node:net";
+import { DualProtocolServer, type RequestListener } from "./dual-protocol-server.js";
+import { useGrpcMessageEncoding } from "./grpc-message-encoding.js";
+
+export interface HttpLimits {
+  /** Time allowed for a connection's first bytes and for a request's headers (slowloris). */
+  readonly headersTimeoutMs: number;
+  /** Time allowed for a whole HTTP/1.1 request, body included. */
+  readonly requestTimeoutMs: number;
+  /** An idle keep-alive connection (or HTTP/2 session) is closed after this. */
+  readonly idleTimeoutMs: number;
+  /** HTTP/2 streams one connection may have open at once. */
+  readonly maxConcurrentStreams: number;
+  /** Connections open at once; more are refused. */
+  readonly maxConnections: number;
+}
+
+export interface HttpServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly listener: RequestListener;
+  readonly limits: HttpLimits;
+}
+
+export interface HttpServer {
+  readonly port: number;
+  /** Base URL, e.g. http://127.0.0.1:8080. */
+  readonly url: string;
+  /** Connections open now. */
+  connectionCount(): number;
+  /**
+   * Stops accepting, lets calls in flight finish (HTTP/2 sessions get GOAWAY,
+   * HTTP/1.1 connections close once idle), and after `graceMs` closes whatever
+   * is left.
+   */
+  close(graceMs: number): Promise<void>;
+}
+
+/** Listens with HTTP/1.1 and h2c on one port, with the limits applied. */
+export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
+  const { limits } = options;
+  let closing = false;
+  const listener: RequestListener = (req, res) => {
+    // While shutting down, an HTTP/1.1 connection serves its current request and closes.
+    if (closing && req.httpVersionMajor === 1) (res as http.ServerResponse).shouldKeepAlive = false;
+    useGrpcMessageEncoding(req.headers["content-type"], res);
+    options.listener(req, res);
+  };
+  const server = new DualProtocolServer(listener, {
+    firstBytesTimeoutMs: limits.headersTimeoutMs,
+    http1: {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.idleTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+    },
+    http2: { settings: { maxConcurrentStreams: limits.maxConcurrentStreams } },
+  });
+  server.tcp.maxConnections = limits.maxConnections;
+
+  const sockets = new Set<Socket>();
+  server.tcp.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.h2.on("session", (session) => {
+    sessions.add(session);
+    session.setTimeout(limits.idleTimeoutMs, () => session.close());
+    session.once("close", () => sessions.delete(session));
+  });
+  server.h1.on("request", (_req, res: http.ServerResponse) => {
+    if (closing) res.once("finish", () => server.h1.closeIdleConnections());
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.tcp.once("error", reject);
+    server.tcp.listen(options.port, options.host, () => {
+      server.tcp.off("error", reject);
+      resolve();
+    });
+  });
+  const { port } = server.tcp.address() as AddressInfo;
+
+  return {
+    port,
+    url: `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`,
+    connectionCount: () => sockets.size,
+    async close(graceMs) {
+      closing = true;
+      const stopped = new Promise<void>((resolve) => server.tcp.close(() => resolve()));
+      for (const session of sessions) session.close();
+      server.h1.closeIdleConnections();
+      const drained = new Promise<void>((resolve) => {
+        const check = (): void => {
+          if (sockets.size === 0) resolve();
+        };
+        for (const socket of sockets) socket.once("close", check);
+        check();
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      });
+      await Promise.race([drained, graceOver]);
+      clearTimeout(timer);
+      for (const socket of sockets) socket.destroy();
+      await stopped;
+    },
+  };
+}

@@ -1,0 +1,68 @@
+import { ConnectError } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { codeTable, type LogLevel } from "../code-table.js";
+
+/** Where a log ID is emitted. */
+export type LogLayer = "process" | "gateway" | "application" | "domain" | "adapter";
+
+/**
+ * `by_code`: the line logs an RPC error, and its level comes from the code
+ * table (client errors warn, server errors error, canceled info).
+ */
+export type LogIdLevel = LogLevel | "by_code";
+
+/** One stable log ID: a fixed message, a level and the layer that owns it. */
+export class LogMessage<Id extends string = string> {
+  readonly id: Id;
+  readonly level: LogIdLevel;
+  readonly msg: string;
+  readonly layer: LogLayer;
+  /** Retired IDs stay in the catalog so they are never issued again. */
+  readonly retired: boolean;
+
+  constructor(id: Id, level: LogIdLevel, msg: string, layer: LogLayer, retired = false) {
+    this.id = id;
+    this.level = level;
+    this.msg = msg;
+    this.layer = layer;
+    this.retired = retired;
+  }
+
+  /** Logs a line under this ID; variable parts go in fields, never in the message. */
+  emit(log: Logger, fields: Record<string, unknown> = {}): void {
+    const level = this.level === "by_code" ? "error" : this.level;
+    log[level]({ log_id: this.id, ...fields }, this.msg);
+  }
+
+  /** Logs an error under this ID, at the level its code has in the code table. */
+  emitError(log: Logger, err: unknown, fields: Record<string, unknown> = {}): void {
+    const level = levelFor(this.level, err);
+    if (!log.isLevelEnabled(level)) return;
+    const code = err instanceof ConnectError ? codeTable[err.code].name : undefined;
+    log[level]({ log_id: this.id, code, ...fields, err }, this.msg);
+  }
+}
+
+function levelFor(level: LogIdLevel, err: unknown): LogLevel {
+  if (level !== "by_code") return level;
+  return err instanceof ConnectError ? codeTable[err.code].logLevel : "error";
+}
+
+/**
+ * THE log-ID catalog. IDs are append-only: never removed, renumbered or reused
+ * (test/log-catalog.spec.ts checks this against docs/log-ids.issued). Messages
+ * are fixed text; what varies goes in fields.
+ */
+export const logmsg = {
+  ServerStarted: new LogMessage("SYS_001", "info", "Server started", "process"),
+  ServerStopping: new LogMessage("SYS_002", "info", "Server stopping", "process"),
+  ServerStartFailed: new LogMessage("SYS_003", "error", "Server failed to start", "process"),
+  RequestContextMissing: new LogMessage("REQ_001", "by_code", "Request context missing", "application"),
+  RequestRejected: new LogMessage("REQ_002", "by_code", "Request rejected by the gateway", "gateway"),
+  RequestFailed: new LogMessage("REQ_003", "by_code", "Request processing failed", "application"),
+  APICallFailed: new LogMessage("REQ_012", "by_code", "API service call failed", "gateway"),
+  PostCreationFailed: new LogMessage("EVT_POST_003", "by_code", "Post creation failed", "domain"),
+  EventPublishFailed: new LogMessage("EVT_BUS_001", "error", "Domain event publish failed", "adapter"),
+} as const;
+
+export type LogId = (typeof logmsg)[keyof typeof logmsg]["id"];

@@ -1,0 +1,55 @@
+import { ConnectError } from "@connectrpc/connect";
+import { type DestinationStream, type Logger, type LoggerOptions, pino, stdSerializers } from "pino";
+import { codeTable } from "../code-table.js";
+
+export type { Logger } from "pino";
+
+/**
+ * Header and credential paths that must never reach a log line, whatever object
+ * someone logs. Explicit paths, as pino's redaction is compiled for speed.
+ */
+export const REDACTED_PATHS = [
+  "authorization",
+  "cookie",
+  "token",
+  "headers.authorization",
+  "headers.cookie",
+  "req.headers.authorization",
+  "req.headers.cookie",
+  "metadata.authorization",
+  "metadata.cookie",
+];
+
+export interface LoggerConfig {
+  /** `service` field of every line: which process wrote it. */
+  readonly service: string;
+  readonly level: string;
+}
+
+/**
+ * pino's standard error serializer (message and stack include the cause chain),
+ * minus what a ConnectError carries for the wire: raw detail bytes and headers
+ * make lines long, and headers could hold credentials.
+ */
+function serializeError(err: unknown): unknown {
+  const out = stdSerializers.err(err as Error) as unknown as Record<string, unknown>;
+  if (err instanceof ConnectError) {
+    delete out.details;
+    delete out.metadata;
+    out.code = codeTable[err.code]?.name ?? err.code;
+  }
+  return out;
+}
+
+/** One JSON object per line, ISO time, level as a word. */
+export function createLogger(config: LoggerConfig, destination?: DestinationStream): Logger {
+  const options: LoggerOptions = {
+    level: config.level,
+    base: { service: config.service },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+    serializers: { err: serializeError },
+    redact: { paths: REDACTED_PATHS, censor: "[REDACTED]" },
+  };
+  return destination === undefined ? pino(options) : pino(options, destination);
+}

@@ -1,0 +1,67 @@
+import { type ContextValues, createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { ErrorContext } from "./errors/public-error.js";
+import { negotiateLocale } from "./locale.js";
+import type { Logger } from "./logging/logger.js";
+
+export const REQUEST_ID_HEADER = "x-request-id";
+
+/**
+ * Internal header: the gateway sets it to the verified token's subject on
+ * calls to the API server, and never passes on one sent by a caller. Only the
+ * gateway may reach the API server's port.
+ */
+export const ACTOR_ID_HEADER = "x-bazbii-actor-id";
+
+/** What one RPC carries through a process: who, which request, in which language, and its logger. */
+export interface RequestContext extends ErrorContext {
+  /** Fully qualified method, e.g. `bazbii.post.v1.UserPostService/Create`. */
+  readonly rpcMethod: string;
+  /** Child logger: every line carries `request_id` and `rpc.method` (and `actor_id` once known). */
+  log: Logger;
+  actorId: string | undefined;
+}
+
+const requestContextKey = createContextKey<RequestContext | undefined>(undefined, {
+  description: "bazbii request context",
+});
+
+/** Ids we accept from callers: what common generators produce, bounded, safe in logs and headers. */
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/** The caller's request id when well-formed, else a new one. */
+export function acceptRequestId(header: string | null): string {
+  return header !== null && REQUEST_ID_PATTERN.test(header) ? header : crypto.randomUUID();
+}
+
+/**
+ * Opens the request context of an RPC (in a request gate, before the body is
+ * read): request id accepted or made and echoed, language negotiated, child
+ * logger made.
+ */
+export function openRequestContext(ctx: HandlerContext, baseLog: Logger): RequestContext {
+  const requestId = acceptRequestId(ctx.requestHeader.get(REQUEST_ID_HEADER));
+  ctx.responseHeader.set(REQUEST_ID_HEADER, requestId);
+  const rpcMethod = `${ctx.service.typeName}/${ctx.method.name}`;
+  const rc: RequestContext = {
+    requestId,
+    rpcMethod,
+    locale: negotiateLocale(ctx.requestHeader.get("accept-language")),
+    log: baseLog.child({ request_id: requestId, "rpc.method": rpcMethod }),
+    actorId: undefined,
+  };
+  ctx.values.set(requestContextKey, rc);
+  return rc;
+}
+
+/** Records who is acting, in the context and on every later log line. */
+export function setActor(rc: RequestContext, actorId: string): void {
+  rc.actorId = actorId;
+  rc.log = rc.log.child({ actor_id: actorId });
+}
+
+/** The context opened by the request gate. */
+export function requestContextOf(values: ContextValues): RequestContext {
+  const rc = values.get(requestContextKey);
+  if (rc === undefined) throw new Error("request context missing: the request gate did not run");
+  return rc;
+}
