@@ -1,0 +1,45 @@
+import { join } from "node:path";
+import type { HeatmapReader } from "../../domain/feed/heatmap-reader.js";
+import type { PostRepository } from "../../domain/post/post-repository.js";
+import { migrate } from "./migrations.js";
+import { openPglite } from "./pglite-client.js";
+import { openPostgres } from "./postgres-client.js";
+import type { SqlClient } from "./sql-client.js";
+import { createSqlPostStore } from "./sql-post-store.js";
+
+export interface StorageConfig {
+  /** PostgreSQL server; when absent, embedded PGlite in `dataDir`. */
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly maxConnections: number;
+  readonly connectTimeoutMs: number;
+}
+
+export interface Storage {
+  readonly posts: PostRepository;
+  readonly heatmap: HeatmapReader;
+  /** "pglite" or "postgres": which database serves, for the start-up log. */
+  readonly kind: "pglite" | "postgres";
+  close(): Promise<void>;
+}
+
+/** Opens the configured database and brings its schema up to date. */
+export async function openStorage(config: StorageConfig): Promise<Storage> {
+  const kind = config.databaseUrl === undefined ? "pglite" : "postgres";
+  const db: SqlClient =
+    config.databaseUrl === undefined
+      ? await openPglite(join(config.dataDir, "pglite"))
+      : openPostgres({
+          connectionString: config.databaseUrl,
+          maxConnections: config.maxConnections,
+          connectTimeoutMs: config.connectTimeoutMs,
+        });
+  try {
+    await migrate(db);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  const store = createSqlPostStore(db);
+  return { posts: store, heatmap: store, kind, close: () => db.close() };
+}
