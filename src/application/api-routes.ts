@@ -1,0 +1,41 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { HeatmapService as DomainHeatmapService } from "../domain/feed/heatmap-service.js";
+import type { PostService } from "../domain/post/post-service.js";
+import { HeatmapService } from "../gen/bazbii/feed/v1/heatmap_service_pb.js";
+import { UserPostService } from "../gen/bazbii/post/v1/user_post_service_pb.js";
+import { createHealthService, Health, type Readiness } from "../shared/health.js";
+import type { RequestListener } from "../shared/http/dual-protocol-server.js";
+import { serveHealthz } from "../shared/http/healthz.js";
+import type { Logger } from "../shared/logging/logger.js";
+import { ACTOR_ID_HEADER, openRequestContext, setActor } from "../shared/request-context.js";
+import { createErrorBoundary } from "./error-boundary.js";
+import { createHeatmapHandler } from "./heatmap-handler.js";
+import { createUserPostHandler } from "./user-post-handler.js";
+
+export interface ApiRoutesDeps {
+  readonly log: Logger;
+  readonly posts: PostService;
+  readonly heatmap: DomainHeatmapService;
+  readonly readiness: Readiness;
+}
+
+export const apiServices = [HeatmapService, UserPostService] as const;
+
+/** The API server's request handler: the services over Connect, gRPC and gRPC-Web, plus health. */
+export function createApiListener(deps: ApiRoutesDeps): RequestListener {
+  return connectNodeAdapter({
+    routes(router: ConnectRouter) {
+      router.service(UserPostService, createUserPostHandler(deps.posts));
+      router.service(HeatmapService, createHeatmapHandler(deps.heatmap));
+      router.service(Health, createHealthService(deps.readiness, apiServices));
+    },
+    requestGate(ctx) {
+      const rc = openRequestContext(ctx, deps.log);
+      const actorId = ctx.requestHeader.get(ACTOR_ID_HEADER);
+      if (actorId !== null && actorId !== "") setActor(rc, actorId);
+    },
+    interceptors: [createErrorBoundary()],
+    fallback: (req, res) => serveHealthz(req, res, deps.readiness),
+  }) as RequestListener;
+}
