@@ -1,0 +1,45 @@
+import { num, port, str, url } from "envalid";
+import type { StorageConfig } from "../adapters/storage/open-storage.js";
+import type { HttpLimits } from "../shared/http/http-server.js";
+import { commonEnv, readEnv } from "./env.js";
+import { httpLimitsEnv, httpLimitsFrom } from "./http-limits.js";
+
+export interface ApiConfig {
+  readonly env: string;
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: string;
+  readonly storage: StorageConfig;
+  readonly limits: HttpLimits;
+  readonly shutdownGraceMs: number;
+}
+
+/** The API server's configuration, read from the environment once at start-up. */
+export function apiConfigFromEnv(source: NodeJS.ProcessEnv = process.env): ApiConfig {
+  const env = readEnv(source, {
+    ...commonEnv,
+    ...httpLimitsEnv,
+    API_PORT: port({ default: 8081, desc: "port of the API server (internal: only the gateway calls it)" }),
+    DATA_DIR: str({ default: "./data", desc: "where embedded PGlite keeps its files" }),
+    DATABASE_URL: url({ default: undefined, desc: "PostgreSQL server to use instead of embedded PGlite" }),
+    DB_MAX_CONNECTIONS: num({ default: 10, desc: "PostgreSQL pool size" }),
+    DB_CONNECT_TIMEOUT_MS: num({
+      default: 5_000,
+      desc: "waiting longer for a connection fails the call as unavailable",
+    }),
+  });
+  return {
+    env: env.NODE_ENV,
+    host: env.HOST,
+    port: env.API_PORT,
+    logLevel: env.LOG_LEVEL,
+    storage: {
+      databaseUrl: env.DATABASE_URL,
+      dataDir: env.DATA_DIR,
+      maxConnections: env.DB_MAX_CONNECTIONS,
+      connectTimeoutMs: env.DB_CONNECT_TIMEOUT_MS,
+    },
+    limits: httpLimitsFrom(env),
+    shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+  };
+}

@@ -1,0 +1,34 @@
+import { type CleanedEnv, cleanEnv, str } from "envalid";
+
+/** A configuration value that cannot be used; the message names the variable. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/** Variables every process reads. */
+export const commonEnv = {
+  NODE_ENV: str({
+    choices: ["development", "production", "test"],
+    default: "development",
+    desc: "production refuses development defaults such as the JWT secret",
+  }),
+  HOST: str({ default: "127.0.0.1", desc: "interface the servers listen on" }),
+  LOG_LEVEL: str({
+    choices: ["trace", "debug", "info", "warn", "error", "fatal", "silent"],
+    default: "info",
+    desc: "pino log level",
+  }),
+};
+
+/**
+ * Reads and validates variables once, at start-up. Every bad or missing value
+ * is reported together, each named, as one ConfigError.
+ */
+export function readEnv<S extends Record<string, unknown>>(env: NodeJS.ProcessEnv, specs: S): CleanedEnv<S> {
+  return cleanEnv(env, specs as never, {
+    reporter({ errors }) {
+      const problems = Object.entries(errors).map(([name, err]) => `${name}: ${(err as Error).message}`);
+      if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
+    },
+  }) as CleanedEnv<S>;
+}

@@ -1,0 +1,60 @@
+import { num, port, str, url } from "envalid";
+import type { UpstreamProtocol } from "../gateway/upstream.js";
+import type { HttpLimits } from "../shared/http/http-server.js";
+import { ConfigError, commonEnv, readEnv } from "./env.js";
+import { httpLimitsEnv, httpLimitsFrom } from "./http-limits.js";
+
+/**
+ * Development default for AUTH_JWT_SECRET, so `npm start` works on a fresh
+ * checkout. The gateway refuses to start with it when NODE_ENV=production.
+ */
+export const DEVELOPMENT_JWT_SECRET = "bazbii-development-secret-not-for-production";
+
+export interface GatewayConfig {
+  readonly env: string;
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: string;
+  readonly apiUrl: string;
+  readonly upstreamProtocol: UpstreamProtocol;
+  readonly jwtSecret: string;
+  readonly defaultTimeoutMs: number;
+  readonly maxTimeoutMs: number;
+  readonly limits: HttpLimits;
+  readonly shutdownGraceMs: number;
+}
+
+/** The gateway's configuration, read from the environment once at start-up. */
+export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const env = readEnv(source, {
+    ...commonEnv,
+    ...httpLimitsEnv,
+    GATEWAY_PORT: port({ default: 8080, desc: "public port: Connect, gRPC and gRPC-Web, HTTP/1.1 and h2c" }),
+    API_URL: url({ default: "http://127.0.0.1:8081", desc: "where the gateway finds the API server (h2c)" }),
+    UPSTREAM_PROTOCOL: str({ choices: ["connect", "grpc"], default: "connect", desc: "protocol of upstream calls" }),
+    AUTH_JWT_SECRET: str({ default: DEVELOPMENT_JWT_SECRET, desc: "HS256 secret of bearer tokens" }),
+    DEFAULT_TIMEOUT_MS: num({ default: 10_000, desc: "deadline of upstream calls whose caller set none" }),
+    MAX_TIMEOUT_MS: num({ default: 30_000, desc: "longest deadline granted, whatever the caller asks" }),
+  });
+  if (env.NODE_ENV === "production" && env.AUTH_JWT_SECRET === DEVELOPMENT_JWT_SECRET) {
+    throw new ConfigError(
+      "invalid configuration:\n  AUTH_JWT_SECRET: the development default must not be used in production; set a secret of at least 32 bytes",
+    );
+  }
+  if (env.NODE_ENV === "production" && Buffer.byteLength(env.AUTH_JWT_SECRET) < 32) {
+    throw new ConfigError("invalid configuration:\n  AUTH_JWT_SECRET: must be at least 32 bytes (256 bits) for HS256");
+  }
+  return {
+    env: env.NODE_ENV,
+    host: env.HOST,
+    port: env.GATEWAY_PORT,
+    logLevel: env.LOG_LEVEL,
+    apiUrl: env.API_URL,
+    upstreamProtocol: env.UPSTREAM_PROTOCOL as UpstreamProtocol,
+    jwtSecret: env.AUTH_JWT_SECRET,
+    defaultTimeoutMs: env.DEFAULT_TIMEOUT_MS,
+    maxTimeoutMs: env.MAX_TIMEOUT_MS,
+    limits: httpLimitsFrom(env),
+    shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+  };
+}

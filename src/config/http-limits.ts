@@ -1,0 +1,31 @@
+import { num } from "envalid";
+import type { HttpLimits } from "../shared/http/http-server.js";
+
+/** Connection limits both servers apply, each with a name and a documented default. */
+export const httpLimitsEnv = {
+  HEADERS_TIMEOUT_MS: num({ default: 10_000, desc: "time for a connection's first bytes and a request's headers" }),
+  REQUEST_TIMEOUT_MS: num({ default: 60_000, desc: "time for a whole HTTP/1.1 request, body included" }),
+  IDLE_TIMEOUT_MS: num({
+    default: 65_000,
+    desc: "idle keep-alive connections and HTTP/2 sessions are closed after this",
+  }),
+  MAX_CONCURRENT_STREAMS: num({ default: 250, desc: "HTTP/2 streams open at once per connection" }),
+  MAX_CONNECTIONS: num({ default: 10_000, desc: "connections open at once; more are refused" }),
+  SHUTDOWN_GRACE_MS: num({ default: 10_000, desc: "on SIGTERM, time calls in flight get to finish" }),
+};
+
+export function httpLimitsFrom(env: {
+  HEADERS_TIMEOUT_MS: number;
+  REQUEST_TIMEOUT_MS: number;
+  IDLE_TIMEOUT_MS: number;
+  MAX_CONCURRENT_STREAMS: number;
+  MAX_CONNECTIONS: number;
+}): HttpLimits {
+  return {
+    headersTimeoutMs: env.HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
+    idleTimeoutMs: env.IDLE_TIMEOUT_MS,
+    maxConcurrentStreams: env.MAX_CONCURRENT_STREAMS,
+    maxConnections: env.MAX_CONNECTIONS,
+  };
+}

@@ -1,0 +1,53 @@
+import type { DescMessage, DescMethodUnary } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { errorCatalog } from "../shared/errors/catalog.js";
+import { publicError, reasonOf } from "../shared/errors/public-error.js";
+import { createHealthService, Health, type Readiness } from "../shared/health.js";
+import type { RequestListener } from "../shared/http/dual-protocol-server.js";
+import { serveHealthz } from "../shared/http/healthz.js";
+import { logmsg } from "../shared/logging/log-catalog.js";
+import type { Logger } from "../shared/logging/logger.js";
+import { openRequestContext, setActor } from "../shared/request-context.js";
+import type { Authenticate } from "./auth.js";
+import { needsToken, relayedServices } from "./method-policy.js";
+import { createRelay, type DeadlinePolicy } from "./relay.js";
+import type { Upstream } from "./upstream.js";
+
+export interface GatewayRoutesDeps {
+  readonly log: Logger;
+  readonly upstream: Upstream;
+  readonly authenticate: Authenticate;
+  readonly deadlines: DeadlinePolicy;
+  readonly readiness: Readiness;
+}
+
+/** The gateway's request handler: Connect, gRPC and gRPC-Web for every relayed method, plus health. */
+export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener {
+  return connectNodeAdapter({
+    routes(router: ConnectRouter) {
+      for (const service of relayedServices) {
+        for (const method of service.methods) {
+          if (method.methodKind !== "unary") continue;
+          const unary = method as DescMethodUnary<DescMessage, DescMessage>;
+          router.rpc(unary, createRelay(unary, deps.upstream, deps.deadlines));
+        }
+      }
+      router.service(Health, createHealthService(deps.readiness, relayedServices));
+    },
+    // Runs before the request body is read: a call without a valid token costs
+    // neither a body read nor an upstream round trip.
+    async requestGate(ctx) {
+      const rc = openRequestContext(ctx, deps.log);
+      try {
+        const actorId = await deps.authenticate(ctx.requestHeader.get("authorization"), rc);
+        if (actorId !== undefined) setActor(rc, actorId);
+        else if (needsToken(ctx.method)) throw publicError(errorCatalog.ACTOR_MISSING, rc);
+      } catch (err) {
+        logmsg.RequestRejected.emitError(rc.log, err, { reason: reasonOf(err as never) });
+        throw err;
+      }
+    },
+    fallback: (req, res) => serveHealthz(req, res, deps.readiness),
+  }) as RequestListener;
+}

@@ -1,0 +1,68 @@
+import type { DescMessage, DescMethodUnary, MessageShape } from "@bufbuild/protobuf";
+import type { HandlerContext } from "@connectrpc/connect";
+import { reasonOf } from "../shared/errors/public-error.js";
+import { logmsg } from "../shared/logging/log-catalog.js";
+import {
+  ACTOR_ID_HEADER,
+  REQUEST_ID_HEADER,
+  type RequestContext,
+  requestContextOf,
+} from "../shared/request-context.js";
+import { validateBeforeUpstream } from "./method-policy.js";
+import type { Upstream } from "./upstream.js";
+import { fromUpstreamFailure } from "./upstream-errors.js";
+
+export interface DeadlinePolicy {
+  /** Deadline given to upstream calls whose caller set none. */
+  readonly defaultTimeoutMs: number;
+  /** Longest deadline the gateway grants, whatever the caller asked for. */
+  readonly maxTimeoutMs: number;
+}
+
+/** Caller headers the API server needs; nothing else is passed on. */
+const FORWARDED_HEADERS = ["accept-language"] as const;
+
+function upstreamHeaders(rc: RequestContext, requestHeader: Headers): Headers {
+  const headers = new Headers();
+  headers.set(REQUEST_ID_HEADER, rc.requestId);
+  if (rc.actorId !== undefined) headers.set(ACTOR_ID_HEADER, rc.actorId);
+  for (const name of FORWARDED_HEADERS) {
+    const value = requestHeader.get(name);
+    if (value !== null) headers.set(name, value);
+  }
+  return headers;
+}
+
+/**
+ * The gateway's implementation of one unary method: check what can be checked
+ * here, call the API server with the remaining deadline, the actor and the
+ * request id, and answer with its response or its error (see upstream-errors).
+ */
+export function createRelay<I extends DescMessage, O extends DescMessage>(
+  method: DescMethodUnary<I, O>,
+  upstream: Upstream,
+  deadlines: DeadlinePolicy,
+): (req: MessageShape<I>, ctx: HandlerContext) => Promise<MessageShape<O>> {
+  const fields = { service: method.parent.typeName, method: method.name };
+  return async (req, ctx) => {
+    const rc = requestContextOf(ctx.values);
+    try {
+      validateBeforeUpstream(method, req, rc);
+    } catch (err) {
+      logmsg.RequestRejected.emitError(rc.log, err, { reason: reasonOf(err as never) });
+      throw err;
+    }
+    const timeoutMs = Math.min(ctx.timeoutMs() ?? deadlines.defaultTimeoutMs, deadlines.maxTimeoutMs);
+    try {
+      return await upstream.call(method, req, {
+        signal: ctx.signal,
+        timeoutMs,
+        headers: upstreamHeaders(rc, ctx.requestHeader),
+      });
+    } catch (thrown) {
+      const err = fromUpstreamFailure(thrown, rc, { timeoutMs, callerSignal: ctx.signal });
+      logmsg.APICallFailed.emitError(rc.log, err, { ...fields, reason: reasonOf(err) });
+      throw err;
+    }
+  };
+}

@@ -1,0 +1,51 @@
+import { openStorage, type Storage } from "../adapters/storage/open-storage.js";
+import { createApiListener } from "../application/api-routes.js";
+import { requestEventPublisher } from "../application/event-recorder.js";
+import type { ApiConfig } from "../config/api-config.js";
+import { createHeatmapService } from "../domain/feed/heatmap-service.js";
+import { createPostService } from "../domain/post/post-service.js";
+import { Readiness } from "../shared/health.js";
+import { startHttpServer } from "../shared/http/http-server.js";
+import { logmsg } from "../shared/logging/log-catalog.js";
+import { createLogger, type Logger } from "../shared/logging/logger.js";
+
+export interface RunningServer {
+  readonly url: string;
+  readonly port: number;
+  readonly readiness: Readiness;
+  /** Graceful stop: refuse new work, finish what is in flight (up to the grace period), release resources. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export interface ApiServerDeps {
+  readonly log?: Logger;
+  /** Storage to use instead of opening the configured one (tests wrap the real one). */
+  readonly storage?: Storage;
+}
+
+/** The API server process: storage, domain services, application handlers, HTTP. */
+export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}): Promise<RunningServer> {
+  const log = deps.log ?? createLogger({ service: "api", level: config.logLevel });
+  const storage = deps.storage ?? (await openStorage(config.storage));
+  const readiness = new Readiness();
+  const listener = createApiListener({
+    log,
+    posts: createPostService({ posts: storage.posts, events: requestEventPublisher }),
+    heatmap: createHeatmapService(storage.heatmap),
+    readiness,
+  });
+  const http = await startHttpServer({ host: config.host, port: config.port, listener, limits: config.limits });
+  readiness.set(true);
+  logmsg.ServerStarted.emit(log, { url: http.url, storage: storage.kind });
+  return {
+    url: http.url,
+    port: http.port,
+    readiness,
+    async close(graceMs = config.shutdownGraceMs) {
+      readiness.set(false);
+      logmsg.ServerStopping.emit(log, { url: http.url });
+      await http.close(graceMs);
+      await storage.close();
+    },
+  };
+}
