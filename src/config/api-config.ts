@@ -14,20 +14,18 @@ export interface ApiConfig {
   readonly shutdownGraceMs: number;
 }
 
+/** Variables only the API server reads. */
+export const apiEnv = {
+  API_PORT: port({ default: 8081, desc: "port of the API server (internal: only the gateway calls it)" }),
+  DATA_DIR: str({ default: "./data", desc: "where embedded PGlite keeps its files" }),
+  DATABASE_URL: url({ default: undefined, desc: "PostgreSQL server to use instead of embedded PGlite" }),
+  DB_MAX_CONNECTIONS: num({ default: 10, desc: "PostgreSQL pool size" }),
+  DB_CONNECT_TIMEOUT_MS: num({ default: 5_000, desc: "waiting longer for a connection fails the call as unavailable" }),
+};
+
 /** The API server's configuration, read from the environment once at start-up. */
 export function apiConfigFromEnv(source: NodeJS.ProcessEnv = process.env): ApiConfig {
-  const env = readEnv(source, {
-    ...commonEnv,
-    ...httpLimitsEnv,
-    API_PORT: port({ default: 8081, desc: "port of the API server (internal: only the gateway calls it)" }),
-    DATA_DIR: str({ default: "./data", desc: "where embedded PGlite keeps its files" }),
-    DATABASE_URL: url({ default: undefined, desc: "PostgreSQL server to use instead of embedded PGlite" }),
-    DB_MAX_CONNECTIONS: num({ default: 10, desc: "PostgreSQL pool size" }),
-    DB_CONNECT_TIMEOUT_MS: num({
-      default: 5_000,
-      desc: "waiting longer for a connection fails the call as unavailable",
-    }),
-  });
+  const env = readEnv(source, { ...commonEnv, ...httpLimitsEnv, ...apiEnv });
   return {
     env: env.NODE_ENV,
     host: env.HOST,

@@ -24,18 +24,22 @@ export interface GatewayConfig {
   readonly shutdownGraceMs: number;
 }
 
+/** Variables only the gateway reads. */
+export const gatewayEnv = {
+  GATEWAY_PORT: port({ default: 8080, desc: "public port: Connect, gRPC and gRPC-Web, HTTP/1.1 and h2c" }),
+  API_URL: url({ default: "http://127.0.0.1:8081", desc: "where the gateway finds the API server (h2c)" }),
+  UPSTREAM_PROTOCOL: str({ choices: ["connect", "grpc"], default: "connect", desc: "protocol of upstream calls" }),
+  AUTH_JWT_SECRET: str({
+    default: DEVELOPMENT_JWT_SECRET,
+    desc: "HS256 secret of bearer tokens; the development default is refused when NODE_ENV=production",
+  }),
+  DEFAULT_TIMEOUT_MS: num({ default: 10_000, desc: "deadline of upstream calls whose caller set none" }),
+  MAX_TIMEOUT_MS: num({ default: 30_000, desc: "longest deadline granted, whatever the caller asks" }),
+};
+
 /** The gateway's configuration, read from the environment once at start-up. */
 export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): GatewayConfig {
-  const env = readEnv(source, {
-    ...commonEnv,
-    ...httpLimitsEnv,
-    GATEWAY_PORT: port({ default: 8080, desc: "public port: Connect, gRPC and gRPC-Web, HTTP/1.1 and h2c" }),
-    API_URL: url({ default: "http://127.0.0.1:8081", desc: "where the gateway finds the API server (h2c)" }),
-    UPSTREAM_PROTOCOL: str({ choices: ["connect", "grpc"], default: "connect", desc: "protocol of upstream calls" }),
-    AUTH_JWT_SECRET: str({ default: DEVELOPMENT_JWT_SECRET, desc: "HS256 secret of bearer tokens" }),
-    DEFAULT_TIMEOUT_MS: num({ default: 10_000, desc: "deadline of upstream calls whose caller set none" }),
-    MAX_TIMEOUT_MS: num({ default: 30_000, desc: "longest deadline granted, whatever the caller asks" }),
-  });
+  const env = readEnv(source, { ...commonEnv, ...httpLimitsEnv, ...gatewayEnv });
   if (env.NODE_ENV === "production" && env.AUTH_JWT_SECRET === DEVELOPMENT_JWT_SECRET) {
     throw new ConfigError(
       "invalid configuration:\n  AUTH_JWT_SECRET: the development default must not be used in production; set a secret of at least 32 bytes",

@@ -37,6 +37,9 @@ export class DualProtocolServer {
     this.h1 = http.createServer(options.http1 ?? {}, listener);
     this.h2 = http2.createServer(options.http2 ?? {}, listener);
     this.tcp = net.createServer({ noDelay: true }, (socket) => this.route(socket, options.firstBytesTimeoutMs));
+    // http.Server tracks its connections, and enforces headersTimeout and
+    // requestTimeout, from its 'listening' event on. It never listens itself here.
+    this.tcp.on("listening", () => this.h1.emit("listening"));
   }
 
   private route(socket: net.Socket, timeoutMs: number): void {

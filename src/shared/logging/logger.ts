@@ -21,7 +21,7 @@ export const REDACTED_PATHS = [
 ];
 
 export interface LoggerConfig {
-  /** `service` field of every line: which process wrote it. */
+  /** `service.name` of every line (OpenTelemetry's name): which process wrote it. */
   readonly service: string;
   readonly level: string;
 }
@@ -45,7 +45,7 @@ function serializeError(err: unknown): unknown {
 export function createLogger(config: LoggerConfig, destination?: DestinationStream): Logger {
   const options: LoggerOptions = {
     level: config.level,
-    base: { service: config.service },
+    base: { "service.name": config.service },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
     serializers: { err: serializeError },

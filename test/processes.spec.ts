@@ -1,0 +1,111 @@
+import { cp, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { decodeJwt } from "jose";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { HeatmapService } from "../src/gen/bazbii/feed/v1/heatmap_service_pb.js";
+import { UserPostService } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
+import { freePort, runEntryPoint } from "./helpers/process.js";
+import { callWire, closeGrpcClients } from "./helpers/wire-clients.js";
+
+// These run the built entry points (npm test builds first), as `npm start`,
+// `npm run start:api`, `npm run start:gateway` and `npm run token` do.
+
+const started = (line: Record<string, unknown>) => line.log_id === "SYS_001";
+let dataDir: string;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), "bazbii-processes-"));
+  // Start from a migrated database: initdb would add seconds to each start.
+  for (const name of ["separate", "both"]) {
+    await cp(inject("pgliteTemplate"), join(dataDir, name, "pglite"), { recursive: true });
+  }
+});
+afterAll(async () => {
+  closeGrpcClients();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe("start:api and start:gateway as separate processes", () => {
+  it("serve, relay through a real hop, and stop with exit code 0 on SIGTERM", async () => {
+    const [apiPort, gatewayPort] = [await freePort(), await freePort()];
+    const api = runEntryPoint("start-api", { API_PORT: String(apiPort), DATA_DIR: join(dataDir, "separate") });
+    await api.waitForLine(started);
+    const gateway = runEntryPoint("start-gateway", {
+      GATEWAY_PORT: String(gatewayPort),
+      API_URL: `http://127.0.0.1:${apiPort}`,
+    });
+    await gateway.waitForLine(started);
+
+    for (const port of [apiPort, gatewayPort])
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    const ok = await callWire("grpc", `http://127.0.0.1:${gatewayPort}`, HeatmapService.method.getHeatmap, {
+      h3Res: 4,
+    });
+    expect(ok).toMatchObject({ ok: true, response: { cells: [] } });
+    const requestId = `process-${crypto.randomUUID()}`;
+    const notFound = await callWire(
+      "connect-json",
+      `http://127.0.0.1:${gatewayPort}`,
+      UserPostService.method.get,
+      { id: "nope" },
+      {
+        headers: { "x-request-id": requestId },
+      },
+    );
+    expect(notFound).toMatchObject({ ok: false, code: "not_found", httpStatus: 404 });
+
+    // Both processes logged the failure under the same request id, one JSON line each.
+    expect(await gateway.waitForLine((l) => l.request_id === requestId)).toMatchObject({
+      log_id: "REQ_012",
+      "service.name": "gateway",
+    });
+    expect(await api.waitForLine((l) => l.request_id === requestId)).toMatchObject({
+      log_id: "REQ_003",
+      "service.name": "api",
+    });
+
+    gateway.child.kill("SIGTERM");
+    api.child.kill("SIGTERM");
+    expect(await gateway.exited()).toBe(0);
+    expect(await api.exited()).toBe(0);
+    expect(gateway.lines.some((l) => l.log_id === "SYS_002")).toBe(true);
+  });
+});
+
+describe("start (both servers in one process)", () => {
+  it("runs on embedded defaults with only the ports changed", async () => {
+    const [apiPort, gatewayPort] = [await freePort(), await freePort()];
+    const both = runEntryPoint("start", {
+      API_PORT: String(apiPort),
+      GATEWAY_PORT: String(gatewayPort),
+      API_URL: `http://127.0.0.1:${apiPort}`,
+      DATA_DIR: join(dataDir, "both"),
+    });
+    await both.waitForLine((l) => started(l) && l["service.name"] === "gateway");
+    expect((await fetch(`http://127.0.0.1:${gatewayPort}/healthz`)).status).toBe(200);
+    both.child.kill("SIGTERM");
+    expect(await both.exited()).toBe(0);
+  });
+});
+
+describe("configuration errors", () => {
+  it.each([
+    ["a port that is not a number", { GATEWAY_PORT: "eighty" }, "GATEWAY_PORT"],
+    ["the development JWT secret in production", { NODE_ENV: "production" }, "AUTH_JWT_SECRET"],
+    ["an unknown upstream protocol", { UPSTREAM_PROTOCOL: "carrier-pigeon" }, "UPSTREAM_PROTOCOL"],
+  ])("stop the gateway with exit code 1 and name the variable: %s", async (_name, env, variable) => {
+    const gateway = runEntryPoint("start-gateway", env);
+    expect(await gateway.exited()).toBe(1);
+    expect(gateway.stderr()).toContain(variable);
+  });
+});
+
+describe("token", () => {
+  it("prints a development HS256 token whose subject is the actor", async () => {
+    const token = runEntryPoint("token", {}, ["alice"]);
+    expect(await token.exited()).toBe(0);
+    const jwt = token.lines[0]?.text as string;
+    expect(decodeJwt(jwt)).toMatchObject({ sub: "alice" });
+  });
+});
