@@ -4,6 +4,7 @@ import type { HeatmapService as DomainHeatmapService } from "../domain/feed/heat
 import type { PostService } from "../domain/post/post-service.js";
 import { HeatmapService } from "../gen/bazbii/feed/v1/heatmap_service_pb.js";
 import { UserPostService } from "../gen/bazbii/post/v1/user_post_service_pb.js";
+import { createFaultInterceptor } from "../shared/fault-injection.js";
 import { createHealthService, Health, type Readiness } from "../shared/health.js";
 import type { RequestListener } from "../shared/http/dual-protocol-server.js";
 import { serveHealthz } from "../shared/http/healthz.js";
@@ -18,6 +19,7 @@ export interface ApiRoutesDeps {
   readonly posts: PostService;
   readonly heatmap: DomainHeatmapService;
   readonly readiness: Readiness;
+  readonly faultInjection: boolean;
 }
 
 export const apiServices = [HeatmapService, UserPostService] as const;
@@ -35,7 +37,7 @@ export function createApiListener(deps: ApiRoutesDeps): RequestListener {
       const actorId = ctx.requestHeader.get(ACTOR_ID_HEADER);
       if (actorId !== null && actorId !== "") setActor(rc, actorId);
     },
-    interceptors: [createErrorBoundary()],
+    interceptors: deps.faultInjection ? [createErrorBoundary(), createFaultInterceptor()] : [createErrorBoundary()],
     fallback: (req, res) => serveHealthz(req, res, deps.readiness),
   }) as RequestListener;
 }

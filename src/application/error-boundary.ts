@@ -3,7 +3,7 @@ import { findDomainError } from "../domain/errors.js";
 import type { DomainEvent } from "../domain/event-publisher.js";
 import type { CreationFailedEvent } from "../domain/post/post-events.js";
 import { errorCatalog } from "../shared/errors/catalog.js";
-import { publicError, reasonOf } from "../shared/errors/public-error.js";
+import { logMessageFor, publicError, reasonOf } from "../shared/errors/public-error.js";
 import { type LogMessage, logmsg } from "../shared/logging/log-catalog.js";
 import { type RequestContext, requestContextOf } from "../shared/request-context.js";
 import { domainErrorMapping } from "./domain-error-mapping.js";
@@ -62,6 +62,5 @@ function logFailure(rc: RequestContext, err: ConnectError, events: readonly Doma
     });
     return;
   }
-  const entry = reason === errorCatalog.ACTOR_MISSING.reason ? logmsg.RequestContextMissing : logmsg.RequestFailed;
-  entry.emitError(rc.log, err, { reason });
+  logMessageFor(err, "api", logmsg.RequestFailed.id).emitError(rc.log, err, { reason });
 }

@@ -1,7 +1,7 @@
 import { num, port, str, url } from "envalid";
 import type { StorageConfig } from "../adapters/storage/open-storage.js";
 import type { HttpLimits } from "../shared/http/http-server.js";
-import { commonEnv, readEnv } from "./env.js";
+import { commonEnv, readEnv, refuseInProduction } from "./env.js";
 import { httpLimitsEnv, httpLimitsFrom } from "./http-limits.js";
 
 export interface ApiConfig {
@@ -12,6 +12,8 @@ export interface ApiConfig {
   readonly storage: StorageConfig;
   readonly limits: HttpLimits;
   readonly shutdownGraceMs: number;
+  /** Honour x-bazbii-fault-* headers (development and tests only). */
+  readonly faultInjection: boolean;
 }
 
 /** Variables only the API server reads. */
@@ -26,6 +28,7 @@ export const apiEnv = {
 /** The API server's configuration, read from the environment once at start-up. */
 export function apiConfigFromEnv(source: NodeJS.ProcessEnv = process.env): ApiConfig {
   const env = readEnv(source, { ...commonEnv, ...httpLimitsEnv, ...apiEnv });
+  refuseInProduction(env);
   return {
     env: env.NODE_ENV,
     host: env.HOST,
@@ -39,5 +42,6 @@ export function apiConfigFromEnv(source: NodeJS.ProcessEnv = process.env): ApiCo
     },
     limits: httpLimitsFrom(env),
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    faultInjection: env.FAULT_INJECTION,
   };
 }

@@ -1,4 +1,4 @@
-import { type CleanedEnv, cleanEnv, str } from "envalid";
+import { bool, type CleanedEnv, cleanEnv, str } from "envalid";
 
 /** A configuration value that cannot be used; the message names the variable. */
 export class ConfigError extends Error {
@@ -18,7 +18,18 @@ export const commonEnv = {
     default: "info",
     desc: "pino log level",
   }),
+  FAULT_INJECTION: bool({
+    default: false,
+    desc: "honour x-bazbii-fault-* request headers (abort with a code, delay); refused when NODE_ENV=production",
+  }),
 };
+
+/** Development and test conveniences that must never be on in production. */
+export function refuseInProduction(env: { NODE_ENV: string; FAULT_INJECTION: boolean }): void {
+  if (env.NODE_ENV === "production" && env.FAULT_INJECTION) {
+    throw new ConfigError("invalid configuration:\n  FAULT_INJECTION: must not be enabled when NODE_ENV=production");
+  }
+}
 
 /**
  * Reads and validates variables once, at start-up. Every bad or missing value

@@ -1,7 +1,7 @@
 import { num, port, str, url } from "envalid";
 import type { UpstreamProtocol } from "../gateway/upstream.js";
 import type { HttpLimits } from "../shared/http/http-server.js";
-import { ConfigError, commonEnv, readEnv } from "./env.js";
+import { ConfigError, commonEnv, readEnv, refuseInProduction } from "./env.js";
 import { httpLimitsEnv, httpLimitsFrom } from "./http-limits.js";
 
 /**
@@ -22,6 +22,8 @@ export interface GatewayConfig {
   readonly maxTimeoutMs: number;
   readonly limits: HttpLimits;
   readonly shutdownGraceMs: number;
+  /** Honour x-bazbii-fault-* headers (development and tests only). */
+  readonly faultInjection: boolean;
 }
 
 /** Variables only the gateway reads. */
@@ -40,6 +42,7 @@ export const gatewayEnv = {
 /** The gateway's configuration, read from the environment once at start-up. */
 export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const env = readEnv(source, { ...commonEnv, ...httpLimitsEnv, ...gatewayEnv });
+  refuseInProduction(env);
   if (env.NODE_ENV === "production" && env.AUTH_JWT_SECRET === DEVELOPMENT_JWT_SECRET) {
     throw new ConfigError(
       "invalid configuration:\n  AUTH_JWT_SECRET: the development default must not be used in production; set a secret of at least 32 bytes",
@@ -60,5 +63,6 @@ export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): G
     maxTimeoutMs: env.MAX_TIMEOUT_MS,
     limits: httpLimitsFrom(env),
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    faultInjection: env.FAULT_INJECTION,
   };
 }

@@ -2,7 +2,7 @@ import type { DescMessage, DescMethodUnary } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { errorCatalog } from "../shared/errors/catalog.js";
-import { publicError, reasonOf } from "../shared/errors/public-error.js";
+import { logMessageFor, publicError, reasonOf } from "../shared/errors/public-error.js";
 import { createHealthService, Health, type Readiness } from "../shared/health.js";
 import type { RequestListener } from "../shared/http/dual-protocol-server.js";
 import { serveHealthz } from "../shared/http/healthz.js";
@@ -11,14 +11,14 @@ import type { Logger } from "../shared/logging/logger.js";
 import { openRequestContext, setActor } from "../shared/request-context.js";
 import type { Authenticate } from "./auth.js";
 import { needsToken, relayedServices } from "./method-policy.js";
-import { createRelay, type DeadlinePolicy } from "./relay.js";
+import { createRelay, type RelayPolicy } from "./relay.js";
 import type { Upstream } from "./upstream.js";
 
 export interface GatewayRoutesDeps {
   readonly log: Logger;
   readonly upstream: Upstream;
   readonly authenticate: Authenticate;
-  readonly deadlines: DeadlinePolicy;
+  readonly policy: RelayPolicy;
   readonly readiness: Readiness;
 }
 
@@ -30,7 +30,7 @@ export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener 
         for (const method of service.methods) {
           if (method.methodKind !== "unary") continue;
           const unary = method as DescMethodUnary<DescMessage, DescMessage>;
-          router.rpc(unary, createRelay(unary, deps.upstream, deps.deadlines));
+          router.rpc(unary, createRelay(unary, deps.upstream, deps.policy));
         }
       }
       router.service(Health, createHealthService(deps.readiness, relayedServices));
@@ -44,7 +44,7 @@ export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener 
         if (actorId !== undefined) setActor(rc, actorId);
         else if (needsToken(ctx.method)) throw publicError(errorCatalog.ACTOR_MISSING, rc);
       } catch (err) {
-        logmsg.RequestRejected.emitError(rc.log, err, { reason: reasonOf(err as never) });
+        logMessageFor(err, "gateway", logmsg.RequestRejected.id).emitError(rc.log, err, { reason: reasonOf(err) });
         throw err;
       }
     },

@@ -1,6 +1,7 @@
 import type { DescMessage, DescMethodUnary, MessageShape } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
-import { reasonOf } from "../shared/errors/public-error.js";
+import { logMessageFor, reasonOf } from "../shared/errors/public-error.js";
+import { applyFault, FAULT_HEADER_NAMES } from "../shared/fault-injection.js";
 import { logmsg } from "../shared/logging/log-catalog.js";
 import {
   ACTOR_ID_HEADER,
@@ -12,6 +13,12 @@ import { validateBeforeUpstream } from "./method-policy.js";
 import type { Upstream } from "./upstream.js";
 import { fromUpstreamFailure } from "./upstream-errors.js";
 
+export interface RelayPolicy {
+  readonly deadlines: DeadlinePolicy;
+  /** Honour x-bazbii-fault-* headers here, and pass them on to the API server. */
+  readonly faultInjection: boolean;
+}
+
 export interface DeadlinePolicy {
   /** Deadline given to upstream calls whose caller set none. */
   readonly defaultTimeoutMs: number;
@@ -20,13 +27,13 @@ export interface DeadlinePolicy {
 }
 
 /** Caller headers the API server needs; nothing else is passed on. */
-const FORWARDED_HEADERS = ["accept-language"] as const;
+const FORWARDED_HEADERS: readonly string[] = ["accept-language"];
 
-function upstreamHeaders(rc: RequestContext, requestHeader: Headers): Headers {
+function upstreamHeaders(rc: RequestContext, requestHeader: Headers, forwarded: readonly string[]): Headers {
   const headers = new Headers();
   headers.set(REQUEST_ID_HEADER, rc.requestId);
   if (rc.actorId !== undefined) headers.set(ACTOR_ID_HEADER, rc.actorId);
-  for (const name of FORWARDED_HEADERS) {
+  for (const name of forwarded) {
     const value = requestHeader.get(name);
     if (value !== null) headers.set(name, value);
   }
@@ -41,15 +48,17 @@ function upstreamHeaders(rc: RequestContext, requestHeader: Headers): Headers {
 export function createRelay<I extends DescMessage, O extends DescMessage>(
   method: DescMethodUnary<I, O>,
   upstream: Upstream,
-  deadlines: DeadlinePolicy,
+  { deadlines, faultInjection }: RelayPolicy,
 ): (req: MessageShape<I>, ctx: HandlerContext) => Promise<MessageShape<O>> {
   const fields = { service: method.parent.typeName, method: method.name };
+  const forwarded = faultInjection ? [...FORWARDED_HEADERS, ...FAULT_HEADER_NAMES] : FORWARDED_HEADERS;
   return async (req, ctx) => {
     const rc = requestContextOf(ctx.values);
     try {
       validateBeforeUpstream(method, req, rc);
+      if (faultInjection) await applyFault(ctx.requestHeader, "gateway", rc, ctx.signal);
     } catch (err) {
-      logmsg.RequestRejected.emitError(rc.log, err, { reason: reasonOf(err as never) });
+      logMessageFor(err, "gateway", logmsg.RequestRejected.id).emitError(rc.log, err, { reason: reasonOf(err) });
       throw err;
     }
     const timeoutMs = Math.min(ctx.timeoutMs() ?? deadlines.defaultTimeoutMs, deadlines.maxTimeoutMs);
@@ -57,7 +66,7 @@ export function createRelay<I extends DescMessage, O extends DescMessage>(
       return await upstream.call(method, req, {
         signal: ctx.signal,
         timeoutMs,
-        headers: upstreamHeaders(rc, ctx.requestHeader),
+        headers: upstreamHeaders(rc, ctx.requestHeader, forwarded),
       });
     } catch (thrown) {
       const err = fromUpstreamFailure(thrown, rc, { timeoutMs, callerSignal: ctx.signal });

@@ -33,6 +33,7 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
     posts: createPostService({ posts: storage.posts, events: requestEventPublisher }),
     heatmap: createHeatmapService(storage.heatmap),
     readiness,
+    faultInjection: config.faultInjection,
   });
   const http = await startHttpServer({ host: config.host, port: config.port, listener, limits: config.limits });
   readiness.set(true);

@@ -21,7 +21,10 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
     log,
     upstream,
     authenticate: createAuthenticator(config.jwtSecret),
-    deadlines: { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs },
+    policy: {
+      deadlines: { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs },
+      faultInjection: config.faultInjection,
+    },
     readiness,
   });
   const http = await startHttpServer({ host: config.host, port: config.port, listener, limits: config.limits });

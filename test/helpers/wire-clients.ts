@@ -227,7 +227,9 @@ function callGrpcJs<I extends DescMessage, O extends DescMessage>(
           httpStatus: undefined,
           details,
           requestId: typeof requestId === "string" ? requestId : headerRequestId,
-          headerText: JSON.stringify(err.metadata?.toJSON() ?? {}),
+          headerText: Object.entries(err.metadata?.getMap() ?? {})
+            .map(([k, v]) => `${k}: ${typeof v === "string" ? v : Buffer.from(v).toString("latin1")}`)
+            .join("\n"),
         });
       },
     );

@@ -26,6 +26,7 @@ export const errorCatalog = defineCatalog({
       ja: "h3_res は 0 から 15 の範囲で指定してください",
     },
     badRequest: { field: "h3_res" },
+    log: { api: "REQ_003", gateway: "REQ_002" },
   },
   INVALID_AREA_CELL: {
     code: Code.InvalidArgument,
@@ -34,16 +35,19 @@ export const errorCatalog = defineCatalog({
       ja: "within には有効な H3 セルを指定するか、全域なら空にしてください",
     },
     badRequest: { field: "within" },
+    log: { api: "REQ_003" },
   },
   INVALID_H3_INDEX: {
     code: Code.InvalidArgument,
     message: { en: "invalid H3 index", ja: "H3 インデックスが無効です" },
     badRequest: { field: "h3_index" },
+    log: { api: "REQ_003" },
   },
   TEXT_EMPTY: {
     code: Code.InvalidArgument,
     message: { en: "text must not be empty", ja: "本文を入力してください" },
     badRequest: { field: "text" },
+    log: { api: "REQ_003" },
   },
   TEXT_TOO_LONG: {
     code: Code.InvalidArgument,
@@ -52,6 +56,7 @@ export const errorCatalog = defineCatalog({
       ja: "本文は {maxLength} 文字以内にしてください（現在 {length} 文字）",
     },
     badRequest: { field: "text" },
+    log: { api: "REQ_003" },
   },
   TEXT_HAS_CONTROL_CHARACTERS: {
     code: Code.InvalidArgument,
@@ -60,6 +65,7 @@ export const errorCatalog = defineCatalog({
       ja: "本文にはタブと改行以外の制御文字を使えません",
     },
     badRequest: { field: "text" },
+    log: { api: "REQ_003" },
   },
   INVALID_REQUEST_ID: {
     code: Code.InvalidArgument,
@@ -68,11 +74,13 @@ export const errorCatalog = defineCatalog({
       ja: "request_id は空白を含まない 1〜{maxLength} 文字の ASCII で指定してください（UUID を推奨）",
     },
     badRequest: { field: "request_id" },
+    log: { api: "REQ_003" },
   },
   POST_ID_MISSING: {
     code: Code.InvalidArgument,
     message: { en: "id is required", ja: "id を指定してください" },
     badRequest: { field: "id" },
+    log: { api: "REQ_003" },
   },
 
   // ── Posts ──
@@ -80,6 +88,7 @@ export const errorCatalog = defineCatalog({
     code: Code.NotFound,
     message: { en: "post not found: {postId}", ja: "投稿が見つかりません: {postId}" },
     resourceInfo: { type: POST_TYPE, name: "{postId}" },
+    log: { api: "REQ_003" },
   },
   NOT_POST_AUTHOR: {
     code: Code.PermissionDenied,
@@ -87,11 +96,13 @@ export const errorCatalog = defineCatalog({
       en: "only the author of post {postId} can delete it",
       ja: "投稿 {postId} を削除できるのは投稿者だけです",
     },
+    log: { api: "REQ_003" },
   },
   POST_ALREADY_DELETED: {
     code: Code.FailedPrecondition,
     message: { en: "post {postId} was already deleted", ja: "投稿 {postId} はすでに削除されています" },
     preconditionFailure: { type: "STATE", subject: "posts/{postId}" },
+    log: { api: "REQ_003" },
   },
   REQUEST_ID_REUSED: {
     code: Code.FailedPrecondition,
@@ -100,6 +111,7 @@ export const errorCatalog = defineCatalog({
       ja: "request_id {requestId} は別の投稿ですでに使われています。新しい投稿には新しい request_id を指定してください",
     },
     preconditionFailure: { type: "REQUEST_ID", subject: "request_id/{requestId}" },
+    log: { api: "REQ_003" },
   },
 
   // ── Identity ──
@@ -111,6 +123,7 @@ export const errorCatalog = defineCatalog({
       en: "actor_id not found in context",
       ja: "actor_id がありません。サインインして Authorization: Bearer <token> を送ってください",
     },
+    log: { api: "REQ_001", gateway: "REQ_002" },
   },
   INVALID_ACTOR_ID: {
     code: Code.Unauthenticated,
@@ -118,6 +131,7 @@ export const errorCatalog = defineCatalog({
       en: "actor_id must be 1 to {maxLength} printable ASCII characters without spaces; sign in again",
       ja: "actor_id が不正です。もう一度サインインしてください",
     },
+    log: { api: "REQ_003" },
   },
   TOKEN_MALFORMED: {
     code: Code.Unauthenticated,
@@ -125,6 +139,7 @@ export const errorCatalog = defineCatalog({
       en: "the Authorization header must be 'Bearer <token>' with a JSON Web Token",
       ja: "Authorization ヘッダーは 'Bearer <token>'（JSON Web Token）の形式にしてください",
     },
+    log: { gateway: "REQ_002" },
   },
   TOKEN_INVALID: {
     code: Code.Unauthenticated,
@@ -132,6 +147,7 @@ export const errorCatalog = defineCatalog({
       en: "the token is not valid ({problem}); sign in again to get a new one",
       ja: "トークンが無効です（{problem}）。もう一度サインインしてください",
     },
+    log: { gateway: "REQ_002" },
   },
   TOKEN_EXPIRED: {
     code: Code.Unauthenticated,
@@ -139,6 +155,7 @@ export const errorCatalog = defineCatalog({
       en: "the token expired at {expiredAt}; sign in again to get a new one",
       ja: "トークンの有効期限（{expiredAt}）が切れています。もう一度サインインしてください",
     },
+    log: { gateway: "REQ_002" },
   },
   TOKEN_NOT_YET_VALID: {
     code: Code.Unauthenticated,
@@ -146,6 +163,7 @@ export const errorCatalog = defineCatalog({
       en: "the token is not valid before {notBefore}; check the clock of the issuer",
       ja: "トークンは {notBefore} まで有効になりません。発行元の時計を確認してください",
     },
+    log: { gateway: "REQ_002" },
   },
 
   // ── Storage ──
@@ -156,6 +174,7 @@ export const errorCatalog = defineCatalog({
       ja: "投稿ストアが一時的に利用できません。しばらくしてから再試行してください",
     },
     retryDelayMs: 1000,
+    log: { api: "REQ_003" },
   },
   STORAGE_CONFLICT: {
     code: Code.Aborted,
@@ -163,6 +182,7 @@ export const errorCatalog = defineCatalog({
       en: "the request conflicted with a concurrent change; retry it",
       ja: "同時に行われた別の変更と競合しました。再試行してください",
     },
+    log: { api: "REQ_003" },
   },
 
   // ── The gateway's upstream call ──
@@ -172,6 +192,7 @@ export const errorCatalog = defineCatalog({
       en: "the API service is unreachable and the request was not processed; retry in a moment",
       ja: "API サービスに接続できず、リクエストは処理されていません。しばらくしてから再試行してください",
     },
+    log: { gateway: "REQ_012" },
   },
   UPSTREAM_CONNECTION_LOST: {
     code: Code.Unavailable,
@@ -179,6 +200,7 @@ export const errorCatalog = defineCatalog({
       en: "the connection to the API service was lost before it answered; the request may or may not have been processed",
       ja: "API サービスが応答する前に接続が切れました。リクエストが処理されたかどうかは不明です",
     },
+    log: { gateway: "REQ_012" },
   },
   UPSTREAM_UNAVAILABLE: {
     code: Code.Unavailable,
@@ -186,6 +208,7 @@ export const errorCatalog = defineCatalog({
       en: "the API service is unavailable (HTTP {httpStatus}); retry in a moment",
       ja: "API サービスが利用できません（HTTP {httpStatus}）。しばらくしてから再試行してください",
     },
+    log: { gateway: "REQ_012" },
   },
   UPSTREAM_DEADLINE_EXCEEDED: {
     code: Code.DeadlineExceeded,
@@ -193,6 +216,7 @@ export const errorCatalog = defineCatalog({
       en: "the API service did not answer within {timeoutMs} ms",
       ja: "API サービスが {timeoutMs} ミリ秒以内に応答しませんでした",
     },
+    log: { gateway: "REQ_012" },
   },
   UPSTREAM_METHOD_NOT_FOUND: {
     code: Code.Unimplemented,
@@ -200,6 +224,7 @@ export const errorCatalog = defineCatalog({
       en: "the API service does not serve this method (HTTP {httpStatus})",
       ja: "API サービスはこのメソッドを提供していません（HTTP {httpStatus}）",
     },
+    log: { gateway: "REQ_012" },
   },
   UPSTREAM_HTTP_UNAUTHENTICATED: {
     code: Code.Unauthenticated,
@@ -207,6 +232,7 @@ export const errorCatalog = defineCatalog({
       en: "a proxy in front of the API service refused the request as unauthenticated (HTTP {httpStatus})",
       ja: "API サービス前段のプロキシが未認証としてリクエストを拒否しました（HTTP {httpStatus}）",
     },
+    log: { gateway: "REQ_012" },
   },
   UPSTREAM_HTTP_PERMISSION_DENIED: {
     code: Code.PermissionDenied,
@@ -214,6 +240,7 @@ export const errorCatalog = defineCatalog({
       en: "a proxy in front of the API service refused the request (HTTP {httpStatus})",
       ja: "API サービス前段のプロキシがリクエストを拒否しました（HTTP {httpStatus}）",
     },
+    log: { gateway: "REQ_012" },
   },
   UPSTREAM_PROTOCOL_ERROR: {
     code: Code.Internal,
@@ -221,6 +248,7 @@ export const errorCatalog = defineCatalog({
       en: "the API service sent an answer that is not a valid RPC response; quote request id {requestId} to support",
       ja: "API サービスの応答が正しい RPC レスポンスではありません。サポートにリクエスト ID {requestId} をお伝えください",
     },
+    log: { gateway: "REQ_012" },
   },
   UPSTREAM_HTTP_ERROR: {
     code: Code.Unknown,
@@ -228,12 +256,14 @@ export const errorCatalog = defineCatalog({
       en: "the API service failed with HTTP {httpStatus} and no RPC status; quote request id {requestId} to support",
       ja: "API サービスが RPC ステータスなしで HTTP {httpStatus} を返しました。サポートにリクエスト ID {requestId} をお伝えください",
     },
+    log: { gateway: "REQ_012" },
   },
 
   // ── The call itself ──
   CANCELED: {
     code: Code.Canceled,
     message: { en: "the caller canceled the request", ja: "呼び出し元がリクエストをキャンセルしました" },
+    log: { api: "REQ_003", gateway: "REQ_012" },
   },
   DEADLINE_EXCEEDED: {
     code: Code.DeadlineExceeded,
@@ -241,6 +271,7 @@ export const errorCatalog = defineCatalog({
       en: "the request did not finish within its deadline; retry with a longer deadline",
       ja: "リクエストが期限内に完了しませんでした。期限を延ばして再試行してください",
     },
+    log: { api: "REQ_003", gateway: "REQ_012" },
   },
 
   HEALTH_SERVICE_UNKNOWN: {
@@ -249,6 +280,28 @@ export const errorCatalog = defineCatalog({
       en: "no health status for service {service}; ask for the empty name or a served service",
       ja: "サービス {service} のヘルス状態はありません。空の名前か提供中のサービス名を指定してください",
     },
+    log: { api: "REQ_003" },
+  },
+
+  // ── Fault injection (off unless FAULT_INJECTION=true; refused in production) ──
+  // Its code is the one the caller asked for in x-bazbii-fault-abort.
+  FAULT_INJECTED: {
+    code: Code.Unknown,
+    message: {
+      en: "injected fault {code}: requested with x-bazbii-fault-abort; 100% deliberate, nothing is broken",
+      ja: "注入された障害 {code}: x-bazbii-fault-abort で要求されました。意図的なもので、故障ではありません",
+    },
+    log: { api: "REQ_003", gateway: "REQ_002" },
+  },
+
+  FAULT_HEADER_INVALID: {
+    code: Code.InvalidArgument,
+    message: {
+      en: "header {header} is not valid: {problem}",
+      ja: "ヘッダー {header} が不正です: {problem}",
+    },
+    badRequest: { field: "{header}" },
+    log: { api: "REQ_003", gateway: "REQ_002" },
   },
 
   // ── Anything not foreseen ──
@@ -258,6 +311,7 @@ export const errorCatalog = defineCatalog({
       en: "the server could not process the request; quote request id {requestId} to support",
       ja: "サーバーでリクエストを処理できませんでした。サポートにリクエスト ID {requestId} をお伝えください",
     },
+    log: { api: "REQ_003", gateway: "REQ_002" },
   },
 });
 

@@ -1,5 +1,6 @@
 import type { Code } from "@connectrpc/connect";
 import type { Locale } from "../locale.js";
+import type { LogId } from "../logging/log-catalog.js";
 
 /** ErrorInfo.domain of every error this system produces (AIP-193). */
 export const ERROR_DOMAIN = "bazbii.dev";
@@ -29,6 +30,12 @@ export interface ErrorSpec {
   readonly quotaFailure?: { readonly subject: string };
   /** RetryInfo: when the server knows when to come back; an error may override it. */
   readonly retryDelayMs?: number;
+  /**
+   * Which process raises this error, and the log ID it is logged under there.
+   * (The gateway logs every error it relays from the API server as REQ_012, and a
+   * failed Create is logged under its domain event's ID, EVT_POST_003.)
+   */
+  readonly log: { readonly api?: LogId; readonly gateway?: LogId };
 }
 
 /** Fills `{name}` placeholders; unknown names are left as they are. */

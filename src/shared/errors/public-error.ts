@@ -12,6 +12,8 @@ import {
   RetryInfoSchema,
 } from "../../gen/google/rpc/error_details_pb.js";
 import type { Locale } from "../locale.js";
+import { type LogId, type LogMessage, logMessageById } from "../logging/log-catalog.js";
+import { errorCatalog } from "./catalog.js";
 import { ERROR_DOMAIN, type ErrorSpec, fillTemplate } from "./error-spec.js";
 
 /** What every error needs from the request it answers. */
@@ -56,7 +58,7 @@ export function publicError(spec: ErrorSpec, ctx: ErrorContext, options: PublicE
   ];
   if (spec.badRequest) {
     const violation = {
-      field: spec.badRequest.field,
+      field: fillTemplate(spec.badRequest.field, values),
       description: message,
       reason: spec.reason,
       localizedMessage: { locale: ctx.locale, message: localized },
@@ -90,6 +92,16 @@ export function publicError(spec: ErrorSpec, ctx: ErrorContext, options: PublicE
 }
 
 /** The ErrorInfo reason of an error built here, or received with one. */
-export function reasonOf(err: ConnectError): string | undefined {
-  return err.findDetails(ErrorInfoSchema)[0]?.reason;
+export function reasonOf(err: unknown): string | undefined {
+  return err instanceof ConnectError ? err.findDetails(ErrorInfoSchema)[0]?.reason : undefined;
+}
+
+/**
+ * The log entry a process uses for an error it raised itself: the one its
+ * catalog entry names for that process, else `fallback`.
+ */
+export function logMessageFor(err: unknown, where: "api" | "gateway", fallback: LogId): LogMessage {
+  const reason = reasonOf(err);
+  const spec = reason === undefined ? undefined : (errorCatalog as Record<string, ErrorSpec>)[reason];
+  return logMessageById(spec?.log[where] ?? fallback);
 }

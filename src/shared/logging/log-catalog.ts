@@ -66,3 +66,12 @@ export const logmsg = {
 } as const;
 
 export type LogId = (typeof logmsg)[keyof typeof logmsg]["id"];
+
+const byId = new Map<string, LogMessage>(Object.values(logmsg).map((m) => [m.id, m]));
+
+/** The catalog entry of a log ID. */
+export function logMessageById(id: LogId): LogMessage {
+  const entry = byId.get(id);
+  if (entry === undefined) throw new Error(`log ID ${id} is not in the catalog`);
+  return entry;
+}

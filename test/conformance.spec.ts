@@ -1,0 +1,160 @@
+import type { Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { UserPostService } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
+import {
+  ErrorInfoSchema,
+  LocalizedMessageSchema,
+  RequestInfoSchema,
+  ResourceInfoSchema,
+  RetryInfoSchema,
+} from "../src/gen/google/rpc/error_details_pb.js";
+import { allCodes, codeTable } from "../src/shared/code-table.js";
+import { detailOf } from "./helpers/details.js";
+import { type System, startSystem } from "./helpers/system.js";
+import { callWire, closeGrpcClients, type Outcome, protocols } from "./helpers/wire-clients.js";
+
+// Our own conformance suite (the official Connect runner cannot run here):
+// every non-OK code x {Connect JSON, Connect binary, gRPC, gRPC-Web} x
+// {direct to the API server, through the gateway}. Codes the domain never
+// produces come from fault injection, which this system turns on and
+// production configuration refuses.
+
+let system: System;
+beforeAll(async () => {
+  system = await startSystem({ api: { faultInjection: true }, gateway: { faultInjection: true } });
+});
+afterAll(async () => {
+  closeGrpcClients();
+  await system?.close();
+});
+
+const RETRY_DELAY_MS = 1500;
+const hops = ["api", "gateway"] as const;
+
+async function everyWay(
+  request: { id: string },
+  headers: Record<string, string>,
+): Promise<{ label: string; outcome: Exclude<Outcome, { ok: true }> }[]> {
+  const results = [];
+  for (const hop of hops) {
+    const baseUrl = hop === "gateway" ? system.gateway.url : system.api.url;
+    for (const protocol of protocols) {
+      const outcome = await callWire(protocol, baseUrl, UserPostService.method.get, request, { headers });
+      if (outcome.ok) throw new Error(`${protocol} via ${hop} succeeded`);
+      results.push({ label: `${protocol} via ${hop}`, outcome });
+    }
+  }
+  return results;
+}
+
+describe.each(allCodes.map((code) => [codeTable[code].name, code] as const))("code %s", (name, code: Code) => {
+  const requestId = `conformance-${name}-${crypto.randomUUID()}`;
+  const withRetry = name === "unavailable" || name === "resource_exhausted";
+  let results: Awaited<ReturnType<typeof everyWay>>;
+
+  beforeAll(async () => {
+    results = await everyWay(
+      { id: "x" },
+      {
+        "x-request-id": requestId,
+        "accept-language": "ja",
+        "x-bazbii-fault-abort": name,
+        ...(withRetry ? { "x-bazbii-fault-retry-delay-ms": String(RETRY_DELAY_MS) } : {}),
+      },
+    );
+  });
+
+  it("has the code, the message (with ';', ':' and '%') and, for Connect, the HTTP status of the code table", () => {
+    const message = `injected fault ${name}: requested with x-bazbii-fault-abort; 100% deliberate, nothing is broken`;
+    for (const { label, outcome } of results) {
+      expect({ label, code: outcome.code, message: outcome.message }).toEqual({ label, code: name, message });
+      if (label.startsWith("connect-")) expect(outcome.httpStatus, label).toBe(codeTable[code].httpStatus);
+    }
+  });
+
+  it("carries the same detail bytes on every protocol and hop, one of each type", () => {
+    const [first, ...rest] = results;
+    for (const { label, outcome } of rest) expect(outcome.details, label).toEqual(first?.outcome.details);
+    const details = first?.outcome.details ?? [];
+    expect(new Set(details.map((d) => d.type)).size).toBe(details.length);
+    expect(detailOf(details, ErrorInfoSchema)).toMatchObject({
+      reason: "FAULT_INJECTED",
+      domain: "bazbii.dev",
+      metadata: { code: name },
+    });
+    expect(detailOf(details, RequestInfoSchema)?.requestId).toBe(requestId);
+    expect(detailOf(details, LocalizedMessageSchema)).toMatchObject({
+      locale: "ja",
+      message: `注入された障害 ${name}: x-bazbii-fault-abort で要求されました。意図的なもので、故障ではありません`,
+    });
+    const retry = detailOf(details, RetryInfoSchema);
+    if (withRetry) expect(retry?.retryDelay).toMatchObject({ seconds: 1n, nanos: 500_000_000 });
+    else expect(retry).toBeUndefined();
+  });
+
+  it("passes allowed metadata (retry-after, grpc-retry-pushback-ms) through, and no hop's protocol headers", () => {
+    for (const { label, outcome } of results) {
+      const headers = outcome.headerText.toLowerCase();
+      if (withRetry) {
+        expect(headers, label).toMatch(/^retry-after: 2$/m);
+        expect(headers, label).toMatch(/^grpc-retry-pushback-ms: 1500$/m);
+      } else {
+        expect(headers, label).not.toContain("retry-after");
+      }
+      if (label.startsWith("connect-")) {
+        expect(headers, label).not.toMatch(/grpc-status|grpc-message/);
+        expect(headers.match(/^content-type:/gm), label).toHaveLength(1);
+      }
+    }
+  });
+
+  it("is logged once per call and process, at the code's level", () => {
+    const level = codeTable[code].logLevel;
+    const api = system.apiLogs.forRequest(requestId);
+    const gateway = system.gatewayLogs.forRequest(requestId);
+    expect(api.map((l) => [l.log_id, l.level])).toEqual(Array.from({ length: 8 }, () => ["REQ_003", level]));
+    expect(gateway.map((l) => [l.log_id, l.level])).toEqual(Array.from({ length: 4 }, () => ["REQ_012", level]));
+  });
+});
+
+describe("a message with non-ASCII text and characters gRPC percent-encodes", () => {
+  it("arrives unchanged on every protocol and hop", async () => {
+    const id = "投稿-100%;a/b:c?é 😀";
+    const results = await everyWay({ id }, { "x-request-id": `nasty-${crypto.randomUUID()}` });
+    const [first, ...rest] = results;
+    for (const { label, outcome } of results) {
+      expect({ label, code: outcome.code, message: outcome.message }).toEqual({
+        label,
+        code: "not_found",
+        message: `post not found: ${id}`,
+      });
+    }
+    for (const { label, outcome } of rest) expect(outcome.details, label).toEqual(first?.outcome.details);
+    expect(detailOf(first?.outcome.details ?? [], ResourceInfoSchema)).toMatchObject({
+      resourceType: "bazbii.post.v1.Post",
+      resourceName: id,
+    });
+  });
+});
+
+describe("fault injection switched off", () => {
+  it("ignores the fault headers", async () => {
+    const plain = await startSystem();
+    try {
+      for (const baseUrl of [plain.gateway.url, plain.api.url]) {
+        const outcome = await callWire(
+          "connect-json",
+          baseUrl,
+          UserPostService.method.get,
+          { id: "x" },
+          {
+            headers: { "x-bazbii-fault-abort": "internal", "x-bazbii-fault-at": "gateway" },
+          },
+        );
+        expect(outcome).toMatchObject({ ok: false, code: "not_found" });
+      }
+    } finally {
+      await plain.close();
+    }
+  });
+});
