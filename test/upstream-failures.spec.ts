@@ -2,7 +2,7 @@ import * as http2 from "node:http2";
 import { afterEach, describe, expect, it } from "vitest";
 import { HeatmapService } from "../src/gen/bazbii/feed/v1/heatmap_service_pb.js";
 import { UserPostService } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
-import { ErrorInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
+import { ErrorInfoSchema, RetryInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
 import { detailOf } from "./helpers/details.js";
 import { startFakeUpstream } from "./helpers/fake-upstream.js";
 import { startGatewayFor, startSystem } from "./helpers/system.js";
@@ -131,5 +131,112 @@ describe("against a misbehaving upstream peer", () => {
         reason: "UPSTREAM_CONNECTION_LOST",
       });
     }
+  });
+});
+
+describe("answers without an RPC status, from a proxy or a broken peer", () => {
+  const html = (status: number, headers: Record<string, string> = {}) =>
+    ((stream) => {
+      stream.respond({ ":status": status, "content-type": "text/html", ...headers });
+      stream.end(`<html><body><h1>${status}</h1>nginx</body></html>`);
+    }) satisfies Parameters<typeof startFakeUpstream>[0];
+
+  it.each([
+    [502, "unavailable", "UPSTREAM_UNAVAILABLE"],
+    [503, "unavailable", "UPSTREAM_UNAVAILABLE"],
+    [504, "unavailable", "UPSTREAM_UNAVAILABLE"],
+    [429, "unavailable", "UPSTREAM_UNAVAILABLE"],
+    [401, "unauthenticated", "UPSTREAM_HTTP_UNAUTHENTICATED"],
+    [403, "permission_denied", "UPSTREAM_HTTP_PERMISSION_DENIED"],
+    [404, "unimplemented", "UPSTREAM_METHOD_NOT_FOUND"],
+    [400, "internal", "UPSTREAM_PROTOCOL_ERROR"],
+    [418, "unknown", "UPSTREAM_HTTP_ERROR"],
+  ])("an HTML %i page becomes %s (ERROR-MODEL.md's HTTP table)", async (status, code, reason) => {
+    const peer = await startFakeUpstream(html(status));
+    cleanups.push(() => peer.close());
+    const { gateway } = await startGatewayFor(peer.url);
+    cleanups.push(() => gateway.close(0));
+    for (const protocol of protocols) {
+      const outcome = failure(await callWire(protocol, gateway.url, HeatmapService.method.getHeatmap, { h3Res: 3 }));
+      expect({ protocol, code: outcome.code, reason: outcome.reason }).toEqual({ protocol, code, reason });
+      expect(outcome.message).not.toContain("nginx");
+    }
+  });
+
+  it("passes a proxy's Retry-After on as RetryInfo", async () => {
+    const peer = await startFakeUpstream(html(503, { "retry-after": "7" }));
+    cleanups.push(() => peer.close());
+    const { gateway } = await startGatewayFor(peer.url);
+    cleanups.push(() => gateway.close(0));
+    const outcome = failure(
+      await callWire("connect-json", gateway.url, HeatmapService.method.getHeatmap, { h3Res: 3 }),
+    );
+    expect(detailOf(outcome.details, RetryInfoSchema)?.retryDelay?.seconds).toBe(7n);
+    expect(detailOf(outcome.details, ErrorInfoSchema)?.metadata).toEqual({ httpStatus: "503" });
+  });
+
+  it("a 200 whose body is not a message becomes internal", async () => {
+    const peer = await startFakeUpstream((stream) => {
+      stream.respond({ ":status": 200, "content-type": "application/proto" });
+      stream.end(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x07]));
+    });
+    cleanups.push(() => peer.close());
+    const { gateway } = await startGatewayFor(peer.url);
+    cleanups.push(() => gateway.close(0));
+    for (const protocol of protocols) {
+      const outcome = failure(await callWire(protocol, gateway.url, HeatmapService.method.getHeatmap, { h3Res: 3 }));
+      expect({ protocol, code: outcome.code, reason: outcome.reason }).toEqual({
+        protocol,
+        code: "internal",
+        reason: "UPSTREAM_PROTOCOL_ERROR",
+      });
+    }
+  });
+
+  it("a gRPC response that ends without grpc-status becomes internal (gRPC upstream)", async () => {
+    const peer = await startFakeUpstream((stream) => {
+      stream.respond({ ":status": 200, "content-type": "application/grpc" });
+      stream.end(Buffer.from([0, 0, 0, 0, 0])); // one empty message, then no trailers at all
+    });
+    cleanups.push(() => peer.close());
+    const { gateway } = await startGatewayFor(peer.url, { upstreamProtocol: "grpc" });
+    cleanups.push(() => gateway.close(0));
+    for (const protocol of protocols) {
+      const outcome = failure(await callWire(protocol, gateway.url, HeatmapService.method.getHeatmap, { h3Res: 3 }));
+      expect({ protocol, code: outcome.code, reason: outcome.reason }).toEqual({
+        protocol,
+        code: "internal",
+        reason: "UPSTREAM_PROTOCOL_ERROR",
+      });
+    }
+  });
+
+  it("relays a real gRPC upstream's errors unchanged (gRPC upstream transport)", async () => {
+    const system = await startSystem({ gateway: { upstreamProtocol: "grpc" } });
+    cleanups.push(() => system.close());
+    const viaGateway = failure(
+      await callWire(
+        "grpc",
+        system.gateway.url,
+        UserPostService.method.get,
+        { id: "q" },
+        {
+          headers: { "x-request-id": "grpc-upstream" },
+        },
+      ),
+    );
+    const direct = failure(
+      await callWire(
+        "grpc",
+        system.api.url,
+        UserPostService.method.get,
+        { id: "q" },
+        {
+          headers: { "x-request-id": "grpc-upstream" },
+        },
+      ),
+    );
+    expect(viaGateway).toMatchObject({ code: "not_found", message: "post not found: q", reason: "POST_NOT_FOUND" });
+    expect(viaGateway.details).toEqual(direct.details);
   });
 });

@@ -1,4 +1,5 @@
 import { renderConfigurationTable } from "./configuration-table.js";
+import { renderCodeTable, renderErrorCatalogTable } from "./error-catalog-table.js";
 
 /** A region of a file that is generated: between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`. */
 export interface GeneratedRegion {
@@ -10,6 +11,8 @@ export interface GeneratedRegion {
 /** Every generated piece of documentation; `npm run docs` writes them, a test checks they are current. */
 export const generatedRegions: readonly GeneratedRegion[] = [
   { file: "README.md", name: "configuration", render: renderConfigurationTable },
+  { file: "docs/errors.md", name: "codes", render: renderCodeTable },
+  { file: "docs/errors.md", name: "errors", render: renderErrorCatalogTable },
 ];
 
 export function replaceRegion(text: string, name: string, content: string): string {

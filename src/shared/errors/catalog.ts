@@ -129,7 +129,7 @@ export const errorCatalog = defineCatalog({
     code: Code.Unauthenticated,
     message: {
       en: "actor_id must be 1 to {maxLength} printable ASCII characters without spaces; sign in again",
-      ja: "actor_id が不正です。もう一度サインインしてください",
+      ja: "actor_id は空白を含まない 1〜{maxLength} 文字の ASCII でなければなりません。もう一度サインインしてください",
     },
     log: { api: "REQ_003" },
   },
@@ -280,6 +280,7 @@ export const errorCatalog = defineCatalog({
       en: "no health status for service {service}; ask for the empty name or a served service",
       ja: "サービス {service} のヘルス状態はありません。空の名前か提供中のサービス名を指定してください",
     },
+    resourceInfo: { type: "grpc.health.v1.Service", name: "{service}" },
     log: { api: "REQ_003" },
   },
 
