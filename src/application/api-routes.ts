@@ -7,8 +7,10 @@ import { UserPostService } from "../gen/bazbii/post/v1/user_post_service_pb.js";
 import { createFaultInterceptor } from "../shared/fault-injection.js";
 import { createHealthService, Health, type Readiness } from "../shared/health.js";
 import type { RequestListener } from "../shared/http/dual-protocol-server.js";
-import { serveHealthz } from "../shared/http/healthz.js";
+import { servePlainRoutes } from "../shared/http/plain-routes.js";
 import type { Logger } from "../shared/logging/logger.js";
+import { createMetricsInterceptor } from "../shared/metrics/metrics-interceptor.js";
+import type { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 import { ACTOR_ID_HEADER, openRequestContext, setActor } from "../shared/request-context.js";
 import { createErrorBoundary } from "./error-boundary.js";
 import { createHeatmapHandler } from "./heatmap-handler.js";
@@ -20,6 +22,7 @@ export interface ApiRoutesDeps {
   readonly heatmap: DomainHeatmapService;
   readonly readiness: Readiness;
   readonly faultInjection: boolean;
+  readonly metrics: RpcMetrics;
 }
 
 export const apiServices = [HeatmapService, UserPostService] as const;
@@ -37,7 +40,11 @@ export function createApiListener(deps: ApiRoutesDeps): RequestListener {
       const actorId = ctx.requestHeader.get(ACTOR_ID_HEADER);
       if (actorId !== null && actorId !== "") setActor(rc, actorId);
     },
-    interceptors: deps.faultInjection ? [createErrorBoundary(), createFaultInterceptor()] : [createErrorBoundary()],
-    fallback: (req, res) => serveHealthz(req, res, deps.readiness),
+    interceptors: [
+      createMetricsInterceptor(deps.metrics),
+      createErrorBoundary(),
+      ...(deps.faultInjection ? [createFaultInterceptor()] : []),
+    ],
+    fallback: (req, res) => servePlainRoutes(req, res, deps),
   }) as RequestListener;
 }

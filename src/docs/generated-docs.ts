@@ -1,5 +1,6 @@
 import { renderConfigurationTable } from "./configuration-table.js";
 import { renderCodeTable, renderErrorCatalogTable } from "./error-catalog-table.js";
+import { renderLogIdTable } from "./log-id-table.js";
 
 /** A region of a file that is generated: between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`. */
 export interface GeneratedRegion {
@@ -13,6 +14,7 @@ export const generatedRegions: readonly GeneratedRegion[] = [
   { file: "README.md", name: "configuration", render: renderConfigurationTable },
   { file: "docs/errors.md", name: "codes", render: renderCodeTable },
   { file: "docs/errors.md", name: "errors", render: renderErrorCatalogTable },
+  { file: "docs/log-ids.md", name: "log-ids", render: renderLogIdTable },
 ];
 
 export function replaceRegion(text: string, name: string, content: string): string {

@@ -1,13 +1,15 @@
 import type { DescMessage, DescMethodUnary } from "@bufbuild/protobuf";
-import type { ConnectRouter } from "@connectrpc/connect";
+import { ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { errorCatalog } from "../shared/errors/catalog.js";
 import { logMessageFor, publicError, reasonOf } from "../shared/errors/public-error.js";
 import { createHealthService, Health, type Readiness } from "../shared/health.js";
 import type { RequestListener } from "../shared/http/dual-protocol-server.js";
-import { serveHealthz } from "../shared/http/healthz.js";
+import { servePlainRoutes } from "../shared/http/plain-routes.js";
 import { logmsg } from "../shared/logging/log-catalog.js";
 import type { Logger } from "../shared/logging/logger.js";
+import { createMetricsInterceptor } from "../shared/metrics/metrics-interceptor.js";
+import type { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 import { openRequestContext, setActor } from "../shared/request-context.js";
 import type { Authenticate } from "./auth.js";
 import { needsToken, relayedServices } from "./method-policy.js";
@@ -20,6 +22,7 @@ export interface GatewayRoutesDeps {
   readonly authenticate: Authenticate;
   readonly policy: RelayPolicy;
   readonly readiness: Readiness;
+  readonly metrics: RpcMetrics;
 }
 
 /** The gateway's request handler: Connect, gRPC and gRPC-Web for every relayed method, plus health. */
@@ -30,7 +33,7 @@ export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener 
         for (const method of service.methods) {
           if (method.methodKind !== "unary") continue;
           const unary = method as DescMethodUnary<DescMessage, DescMessage>;
-          router.rpc(unary, createRelay(unary, deps.upstream, deps.policy));
+          router.rpc(unary, createRelay(unary, deps.upstream, deps.policy, deps.metrics));
         }
       }
       router.service(Health, createHealthService(deps.readiness, relayedServices));
@@ -44,10 +47,17 @@ export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener 
         if (actorId !== undefined) setActor(rc, actorId);
         else if (needsToken(ctx.method)) throw publicError(errorCatalog.ACTOR_MISSING, rc);
       } catch (err) {
-        logMessageFor(err, "gateway", logmsg.RequestRejected.id).emitError(rc.log, err, { reason: reasonOf(err) });
+        const reason = reasonOf(err);
+        logMessageFor(err, "gateway", logmsg.RequestRejected.id).emitError(rc.log, err, { reason });
+        deps.metrics.serverCall(
+          { service: ctx.service.typeName, method: ctx.method.name },
+          { code: ConnectError.from(err).code, errorType: reason ?? "" },
+          (performance.now() - rc.startedAt) / 1000,
+        );
         throw err;
       }
     },
-    fallback: (req, res) => serveHealthz(req, res, deps.readiness),
+    interceptors: [createMetricsInterceptor(deps.metrics)],
+    fallback: (req, res) => servePlainRoutes(req, res, deps),
   }) as RequestListener;
 }

@@ -3,12 +3,14 @@ import type { HandlerContext } from "@connectrpc/connect";
 import { logMessageFor, reasonOf } from "../shared/errors/public-error.js";
 import { applyFault, FAULT_HEADER_NAMES } from "../shared/fault-injection.js";
 import { logmsg } from "../shared/logging/log-catalog.js";
+import type { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 import {
   ACTOR_ID_HEADER,
   REQUEST_ID_HEADER,
   type RequestContext,
   requestContextOf,
 } from "../shared/request-context.js";
+import { TRACEPARENT_HEADER, traceparentOf } from "../shared/trace-context.js";
 import { validateBeforeUpstream } from "./method-policy.js";
 import type { Upstream } from "./upstream.js";
 import { fromUpstreamFailure } from "./upstream-errors.js";
@@ -32,6 +34,7 @@ const FORWARDED_HEADERS: readonly string[] = ["accept-language"];
 function upstreamHeaders(rc: RequestContext, requestHeader: Headers, forwarded: readonly string[]): Headers {
   const headers = new Headers();
   headers.set(REQUEST_ID_HEADER, rc.requestId);
+  headers.set(TRACEPARENT_HEADER, traceparentOf(rc.trace));
   if (rc.actorId !== undefined) headers.set(ACTOR_ID_HEADER, rc.actorId);
   for (const name of forwarded) {
     const value = requestHeader.get(name);
@@ -49,6 +52,7 @@ export function createRelay<I extends DescMessage, O extends DescMessage>(
   method: DescMethodUnary<I, O>,
   upstream: Upstream,
   { deadlines, faultInjection }: RelayPolicy,
+  metrics: RpcMetrics,
 ): (req: MessageShape<I>, ctx: HandlerContext) => Promise<MessageShape<O>> {
   const fields = { service: method.parent.typeName, method: method.name };
   const forwarded = faultInjection ? [...FORWARDED_HEADERS, ...FAULT_HEADER_NAMES] : FORWARDED_HEADERS;
@@ -62,15 +66,20 @@ export function createRelay<I extends DescMessage, O extends DescMessage>(
       throw err;
     }
     const timeoutMs = Math.min(ctx.timeoutMs() ?? deadlines.defaultTimeoutMs, deadlines.maxTimeoutMs);
+    const started = performance.now();
     try {
-      return await upstream.call(method, req, {
+      const response = await upstream.call(method, req, {
         signal: ctx.signal,
         timeoutMs,
         headers: upstreamHeaders(rc, ctx.requestHeader, forwarded),
       });
+      metrics.clientCall(fields, { code: "ok", errorType: "" }, (performance.now() - started) / 1000);
+      return response;
     } catch (thrown) {
       const err = fromUpstreamFailure(thrown, rc, { timeoutMs, callerSignal: ctx.signal });
-      logmsg.APICallFailed.emitError(rc.log, err, { ...fields, reason: reasonOf(err) });
+      const reason = reasonOf(err);
+      metrics.clientCall(fields, { code: err.code, errorType: reason ?? "" }, (performance.now() - started) / 1000);
+      logmsg.APICallFailed.emitError(rc.log, err, { ...fields, reason });
       throw err;
     }
   };

@@ -8,6 +8,7 @@ import { Readiness } from "../shared/health.js";
 import { startHttpServer } from "../shared/http/http-server.js";
 import { logmsg } from "../shared/logging/log-catalog.js";
 import { createLogger, type Logger } from "../shared/logging/logger.js";
+import { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 
 export interface RunningServer {
   readonly url: string;
@@ -19,6 +20,8 @@ export interface RunningServer {
 
 export interface ApiServerDeps {
   readonly log?: Logger;
+  /** Metrics registry to record into (tests scrape it); a new one by default. */
+  readonly metrics?: RpcMetrics;
   /** Storage to use instead of opening the configured one (tests wrap the real one). */
   readonly storage?: Storage;
 }
@@ -28,12 +31,14 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
   const log = deps.log ?? createLogger({ service: "api", level: config.logLevel });
   const storage = deps.storage ?? (await openStorage(config.storage));
   const readiness = new Readiness();
+  const metrics = deps.metrics ?? new RpcMetrics("api");
   const listener = createApiListener({
     log,
     posts: createPostService({ posts: storage.posts, events: requestEventPublisher }),
     heatmap: createHeatmapService(storage.heatmap),
     readiness,
     faultInjection: config.faultInjection,
+    metrics,
   });
   const http = await startHttpServer({ host: config.host, port: config.port, listener, limits: config.limits });
   readiness.set(true);

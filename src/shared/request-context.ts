@@ -2,6 +2,7 @@ import { type ContextValues, createContextKey, type HandlerContext } from "@conn
 import type { ErrorContext } from "./errors/public-error.js";
 import { negotiateLocale } from "./locale.js";
 import type { Logger } from "./logging/logger.js";
+import { continueTrace, TRACEPARENT_HEADER, type TraceContext } from "./trace-context.js";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 
@@ -16,7 +17,11 @@ export const ACTOR_ID_HEADER = "x-bazbii-actor-id";
 export interface RequestContext extends ErrorContext {
   /** Fully qualified method, e.g. `bazbii.post.v1.UserPostService/Create`. */
   readonly rpcMethod: string;
-  /** Child logger: every line carries `request_id` and `rpc.method` (and `actor_id` once known). */
+  /** W3C trace context of this hop; its trace id is shared by every process the request crosses. */
+  readonly trace: TraceContext;
+  /** When the request gate opened the context (performance.now()), for durations. */
+  readonly startedAt: number;
+  /** Child logger: every line carries `request_id`, `trace_id`, `rpc.method` (and `actor_id` once known). */
   log: Logger;
   actorId: string | undefined;
 }
@@ -42,11 +47,14 @@ export function openRequestContext(ctx: HandlerContext, baseLog: Logger): Reques
   const requestId = acceptRequestId(ctx.requestHeader.get(REQUEST_ID_HEADER));
   ctx.responseHeader.set(REQUEST_ID_HEADER, requestId);
   const rpcMethod = `${ctx.service.typeName}/${ctx.method.name}`;
+  const trace = continueTrace(ctx.requestHeader.get(TRACEPARENT_HEADER));
   const rc: RequestContext = {
     requestId,
     rpcMethod,
+    trace,
+    startedAt: performance.now(),
     locale: negotiateLocale(ctx.requestHeader.get("accept-language")),
-    log: baseLog.child({ request_id: requestId, "rpc.method": rpcMethod }),
+    log: baseLog.child({ request_id: requestId, trace_id: trace.traceId, "rpc.method": rpcMethod }),
     actorId: undefined,
   };
   ctx.values.set(requestContextKey, rc);

@@ -1,0 +1,45 @@
+import type { ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
+import type { Readiness } from "../health.js";
+import type { RpcMetrics } from "../metrics/rpc-metrics.js";
+
+type Fallback = NonNullable<ConnectNodeAdapterOptions["fallback"]>;
+type NodeServerRequest = Parameters<Fallback>[0];
+type NodeServerResponse = Parameters<Fallback>[1];
+
+export interface PlainRoutes {
+  readonly readiness: Readiness;
+  readonly metrics: RpcMetrics;
+}
+
+/**
+ * Plain-HTTP routes next to the RPCs:
+ * - GET /healthz: 200 while the process serves, 503 before start-up finishes
+ *   and once shutdown begins;
+ * - GET /metrics: Prometheus text.
+ * Anything else is 404.
+ */
+export function servePlainRoutes(req: NodeServerRequest, res: NodeServerResponse, routes: PlainRoutes): void {
+  const path = (req.url ?? "/").split("?")[0];
+  const isGet = req.method === "GET" || req.method === "HEAD";
+  if (path === "/healthz" && isGet) {
+    const ready = routes.readiness.ready;
+    res.writeHead(ready ? 200 : 503, { "content-type": "application/json", "cache-control": "no-store" });
+    res.end(req.method === "HEAD" ? "" : JSON.stringify({ status: ready ? "SERVING" : "NOT_SERVING" }));
+    return;
+  }
+  if (path === "/metrics" && isGet) {
+    routes.metrics.registry.metrics().then(
+      (text) => {
+        res.writeHead(200, { "content-type": routes.metrics.registry.contentType, "cache-control": "no-store" });
+        res.end(req.method === "HEAD" ? "" : text);
+      },
+      () => {
+        res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
+        res.end("metrics could not be collected\n");
+      },
+    );
+    return;
+  }
+  res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+  res.end(`no route for ${req.method} ${path}\n`);
+}

@@ -1,0 +1,81 @@
+import type { Code } from "@connectrpc/connect";
+import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { codeTable } from "../code-table.js";
+
+/** Seconds: from half a millisecond (a local hop) to ten seconds (a deadline). */
+const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** A call's outcome as metrics label it: OpenTelemetry's status code string and error.type (our reason). */
+export interface CallOutcome {
+  readonly code: Code | "ok";
+  /** ErrorInfo reason of a failure ("" on success). */
+  readonly errorType: string;
+}
+
+export interface MethodLabels {
+  /** Fully qualified service, e.g. bazbii.post.v1.UserPostService. */
+  readonly service: string;
+  /** Method name, e.g. Get. */
+  readonly method: string;
+}
+
+/**
+ * The process's Prometheus metrics. Names and labels follow OpenTelemetry's
+ * RPC conventions (rpc.server.call.duration, rpc.service, rpc.method,
+ * rpc.response.status_code, error.type) in Prometheus form; codes are the
+ * canonical strings (`not_found`), `ok` on success.
+ */
+export class RpcMetrics {
+  readonly registry = new Registry();
+  private readonly serverDuration: Histogram<string>;
+  private readonly clientDuration: Histogram<string>;
+  private readonly retries: Counter<string>;
+
+  constructor(processName: string) {
+    this.registry.setDefaultLabels({ process: processName });
+    collectDefaultMetrics({ register: this.registry });
+    const labelNames = ["rpc_system", "rpc_service", "rpc_method", "rpc_response_status_code", "error_type"];
+    this.serverDuration = new Histogram({
+      name: "rpc_server_call_duration_seconds",
+      help: "Duration of RPCs served, by method and canonical status code; _count counts calls.",
+      labelNames,
+      buckets: DURATION_BUCKETS,
+      registers: [this.registry],
+    });
+    this.clientDuration = new Histogram({
+      name: "rpc_client_call_duration_seconds",
+      help: "Duration of upstream calls the gateway made, by method and outcome; _count counts calls.",
+      labelNames,
+      buckets: DURATION_BUCKETS,
+      registers: [this.registry],
+    });
+    this.retries = new Counter({
+      name: "rpc_server_retried_calls_total",
+      help: "Calls received that are retries (grpc-previous-rpc-attempts > 0), by method.",
+      labelNames: ["rpc_service", "rpc_method"],
+      registers: [this.registry],
+    });
+  }
+
+  private labels(m: MethodLabels, outcome: CallOutcome): Record<string, string> {
+    return {
+      rpc_system: "connect_rpc",
+      rpc_service: m.service,
+      rpc_method: m.method,
+      rpc_response_status_code: outcome.code === "ok" ? "ok" : codeTable[outcome.code].name,
+      error_type: outcome.errorType,
+    };
+  }
+
+  serverCall(m: MethodLabels, outcome: CallOutcome, seconds: number): void {
+    this.serverDuration.observe(this.labels(m, outcome), seconds);
+  }
+
+  clientCall(m: MethodLabels, outcome: CallOutcome, seconds: number): void {
+    this.clientDuration.observe(this.labels(m, outcome), seconds);
+  }
+
+  retryObserved(m: MethodLabels): void {
+    this.retries.inc({ rpc_service: m.service, rpc_method: m.method });
+  }
+}
