@@ -26,14 +26,25 @@ const unsigned = (claims: Record<string, unknown>) =>
 describe("bearer tokens the gateway refuses, each with unauthenticated and a clear message", () => {
   const cases: [string, () => Promise<string>, string, RegExp][] = [
     ["alg none", async () => `Bearer ${unsigned({ sub: "mallory", exp: now() + 60 })}`, "TOKEN_INVALID", /only HS256/],
-    ["another algorithm (HS512)", async () => `Bearer ${await sign("HS512", { sub: "a", exp: now() + 60 })}`, "TOKEN_INVALID", /only HS256/],
+    [
+      "another algorithm (HS512)",
+      async () => `Bearer ${await sign("HS512", { sub: "a", exp: now() + 60 })}`,
+      "TOKEN_INVALID",
+      /only HS256/,
+    ],
     [
       "a bad signature",
-      async () => `Bearer ${await sign("HS256", { sub: "a" }, new TextEncoder().encode("some other secret of 32 bytes!!!"))}`,
+      async () =>
+        `Bearer ${await sign("HS256", { sub: "a" }, new TextEncoder().encode("some other secret of 32 bytes!!!"))}`,
       "TOKEN_INVALID",
       /signature does not verify/,
     ],
-    ["an expired token", async () => `Bearer ${await sign("HS256", { sub: "a", exp: now() - 120 })}`, "TOKEN_EXPIRED", /expired at 20\d\d-/],
+    [
+      "an expired token",
+      async () => `Bearer ${await sign("HS256", { sub: "a", exp: now() - 120 })}`,
+      "TOKEN_EXPIRED",
+      /expired at 20\d\d-/,
+    ],
     [
       "a token not valid yet",
       async () => `Bearer ${await sign("HS256", { sub: "a", nbf: now() + 3600 })}`,
@@ -46,9 +57,15 @@ describe("bearer tokens the gateway refuses, each with unauthenticated and a cle
   ];
 
   it.each(cases)("%s", async (_name, header, reason, message) => {
-    const outcome = await callWire("connect-json", system.gateway.url, UserPostService.method.create, { h3Index: "x", text: "y" }, {
-      headers: { authorization: await header() },
-    });
+    const outcome = await callWire(
+      "connect-json",
+      system.gateway.url,
+      UserPostService.method.create,
+      { h3Index: "x", text: "y" },
+      {
+        headers: { authorization: await header() },
+      },
+    );
     if (outcome.ok) throw new Error("accepted a bad token");
     expect(outcome).toMatchObject({ code: "unauthenticated", httpStatus: 401 });
     expect(outcome.message).toMatch(message);
@@ -62,9 +79,15 @@ describe("bearer tokens the gateway refuses, each with unauthenticated and a cle
 
 describe("an actor header sent by a caller", () => {
   it("is not trusted: without a token the call is unauthenticated", async () => {
-    const outcome = await callWire("grpc", system.gateway.url, UserPostService.method.delete, { id: "x" }, {
-      headers: { "x-bazbii-actor-id": "alice" },
-    });
+    const outcome = await callWire(
+      "grpc",
+      system.gateway.url,
+      UserPostService.method.delete,
+      { id: "x" },
+      {
+        headers: { "x-bazbii-actor-id": "alice" },
+      },
+    );
     expect(outcome).toMatchObject({ ok: false, code: "unauthenticated", message: "actor_id not found in context" });
   });
 });

@@ -109,3 +109,40 @@ describe("token", () => {
     expect(decodeJwt(jwt)).toMatchObject({ sub: "alice" });
   });
 });
+
+describe("SIGTERM during a slow call", () => {
+  it("lets the call finish, refuses new work, then exits 0", async () => {
+    const [apiPort, gatewayPort] = [await freePort(), await freePort()];
+    const api = runEntryPoint("start-api", {
+      API_PORT: String(apiPort),
+      DATA_DIR: join(dataDir, "separate"),
+      FAULT_INJECTION: "true",
+    });
+    await api.waitForLine(started);
+    const gateway = runEntryPoint("start-gateway", {
+      GATEWAY_PORT: String(gatewayPort),
+      API_URL: `http://127.0.0.1:${apiPort}`,
+      FAULT_INJECTION: "true",
+    });
+    await gateway.waitForLine(started);
+    const url = `http://127.0.0.1:${gatewayPort}`;
+    const slow = callWire(
+      "connect-json",
+      url,
+      HeatmapService.method.getHeatmap,
+      { h3Res: 3 },
+      {
+        headers: { "x-bazbii-fault-delay-ms": "1500", "x-request-id": "slow-call" },
+      },
+    );
+    // The call is in the API server (its delay has begun) when the gateway is told to stop.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    gateway.child.kill("SIGTERM");
+    await gateway.waitForLine((l) => l.log_id === "SYS_002");
+    expect((await fetch(`${url}/healthz`).catch(() => undefined))?.status ?? "refused").not.toBe(200);
+    expect(await slow).toMatchObject({ ok: true });
+    expect(await gateway.exited()).toBe(0);
+    api.child.kill("SIGTERM");
+    expect(await api.exited()).toBe(0);
+  });
+});

@@ -23,6 +23,7 @@ export interface ApiRoutesDeps {
   readonly readiness: Readiness;
   readonly faultInjection: boolean;
   readonly metrics: RpcMetrics;
+  readonly maxRequestBytes: number;
 }
 
 export const apiServices = [HeatmapService, UserPostService] as const;
@@ -35,6 +36,7 @@ export function createApiListener(deps: ApiRoutesDeps): RequestListener {
       router.service(HeatmapService, createHeatmapHandler(deps.heatmap));
       router.service(Health, createHealthService(deps.readiness, apiServices));
     },
+    readMaxBytes: deps.maxRequestBytes,
     requestGate(ctx) {
       const rc = openRequestContext(ctx, deps.log);
       const actorId = ctx.requestHeader.get(ACTOR_ID_HEADER);

@@ -1,4 +1,6 @@
 import { num, port, str, url } from "envalid";
+import type { BreakerConfig } from "../gateway/circuit-breaker.js";
+import type { RateLimitConfig } from "../gateway/rate-limit.js";
 import type { UpstreamProtocol } from "../gateway/upstream.js";
 import type { HttpLimits } from "../shared/http/http-server.js";
 import { ConfigError, commonEnv, readEnv, refuseInProduction } from "./env.js";
@@ -21,6 +23,10 @@ export interface GatewayConfig {
   readonly defaultTimeoutMs: number;
   readonly maxTimeoutMs: number;
   readonly limits: HttpLimits;
+  readonly rateLimit: RateLimitConfig;
+  readonly maxInFlight: number;
+  readonly breaker: BreakerConfig;
+  readonly corsAllowedOrigins: readonly string[];
   readonly shutdownGraceMs: number;
   /** Honour x-bazbii-fault-* headers (development and tests only). */
   readonly faultInjection: boolean;
@@ -37,6 +43,21 @@ export const gatewayEnv = {
   }),
   DEFAULT_TIMEOUT_MS: num({ default: 10_000, desc: "deadline of upstream calls whose caller set none" }),
   MAX_TIMEOUT_MS: num({ default: 30_000, desc: "longest deadline granted, whatever the caller asks" }),
+  REDIS_URL: url({
+    default: undefined,
+    desc: "Redis for rate-limit counters shared by gateway replicas; in memory when unset",
+  }),
+  RATE_LIMIT_REDIS_PREFIX: str({
+    default: "bazbii:ratelimit",
+    desc: "Redis key prefix; replicas with the same prefix share limits",
+  }),
+  RATE_LIMIT_WINDOW_SECONDS: num({ default: 60, desc: "length of a rate-limit window" }),
+  RATE_LIMIT_READS: num({ default: 600, desc: "calls per window and caller to NO_SIDE_EFFECTS methods" }),
+  RATE_LIMIT_WRITES: num({ default: 120, desc: "calls per window and caller to other methods" }),
+  MAX_IN_FLIGHT: num({ default: 1_000, desc: "calls in flight at once; more are shed with unavailable + RetryInfo" }),
+  BREAKER_FAILURES: num({ default: 5, desc: "consecutive unavailable upstream answers that open the circuit breaker" }),
+  BREAKER_HALF_OPEN_AFTER_MS: num({ default: 5_000, desc: "time the breaker stays open before a probe call" }),
+  CORS_ALLOWED_ORIGINS: str({ default: "", desc: "comma-separated browser origins allowed to call cross-origin" }),
 };
 
 /** The gateway's configuration, read from the environment once at start-up. */
@@ -62,6 +83,18 @@ export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): G
     defaultTimeoutMs: env.DEFAULT_TIMEOUT_MS,
     maxTimeoutMs: env.MAX_TIMEOUT_MS,
     limits: httpLimitsFrom(env),
+    rateLimit: {
+      windowSeconds: env.RATE_LIMIT_WINDOW_SECONDS,
+      reads: env.RATE_LIMIT_READS,
+      writes: env.RATE_LIMIT_WRITES,
+      redisUrl: env.REDIS_URL,
+      redisKeyPrefix: env.RATE_LIMIT_REDIS_PREFIX,
+    },
+    maxInFlight: env.MAX_IN_FLIGHT,
+    breaker: { consecutiveFailures: env.BREAKER_FAILURES, halfOpenAfterMs: env.BREAKER_HALF_OPEN_AFTER_MS },
+    corsAllowedOrigins: env.CORS_ALLOWED_ORIGINS.split(",")
+      .map((o) => o.trim())
+      .filter((o) => o !== ""),
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     faultInjection: env.FAULT_INJECTION,
   };

@@ -11,6 +11,7 @@ export const httpLimitsEnv = {
   }),
   MAX_CONCURRENT_STREAMS: num({ default: 250, desc: "HTTP/2 streams open at once per connection" }),
   MAX_CONNECTIONS: num({ default: 10_000, desc: "connections open at once; more are refused" }),
+  MAX_REQUEST_BYTES: num({ default: 1_048_576, desc: "largest request message; larger ones get resource_exhausted" }),
   SHUTDOWN_GRACE_MS: num({ default: 10_000, desc: "on SIGTERM, time calls in flight get to finish" }),
 };
 
@@ -20,6 +21,7 @@ export function httpLimitsFrom(env: {
   IDLE_TIMEOUT_MS: number;
   MAX_CONCURRENT_STREAMS: number;
   MAX_CONNECTIONS: number;
+  MAX_REQUEST_BYTES: number;
 }): HttpLimits {
   return {
     headersTimeoutMs: env.HEADERS_TIMEOUT_MS,
@@ -27,5 +29,6 @@ export function httpLimitsFrom(env: {
     idleTimeoutMs: env.IDLE_TIMEOUT_MS,
     maxConcurrentStreams: env.MAX_CONCURRENT_STREAMS,
     maxConnections: env.MAX_CONNECTIONS,
+    maxRequestBytes: env.MAX_REQUEST_BYTES,
   };
 }

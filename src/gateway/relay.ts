@@ -1,5 +1,5 @@
 import type { DescMessage, DescMethodUnary, MessageShape } from "@bufbuild/protobuf";
-import type { HandlerContext } from "@connectrpc/connect";
+import { ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { logMessageFor, reasonOf } from "../shared/errors/public-error.js";
 import { applyFault, FAULT_HEADER_NAMES } from "../shared/fault-injection.js";
 import { logmsg } from "../shared/logging/log-catalog.js";
@@ -11,12 +11,14 @@ import {
   requestContextOf,
 } from "../shared/request-context.js";
 import { TRACEPARENT_HEADER, traceparentOf } from "../shared/trace-context.js";
+import type { UpstreamBreaker } from "./circuit-breaker.js";
 import { validateBeforeUpstream } from "./method-policy.js";
 import type { Upstream } from "./upstream.js";
 import { fromUpstreamFailure } from "./upstream-errors.js";
 
 export interface RelayPolicy {
   readonly deadlines: DeadlinePolicy;
+  readonly breaker: UpstreamBreaker;
   /** Honour x-bazbii-fault-* headers here, and pass them on to the API server. */
   readonly faultInjection: boolean;
 }
@@ -51,7 +53,7 @@ function upstreamHeaders(rc: RequestContext, requestHeader: Headers, forwarded: 
 export function createRelay<I extends DescMessage, O extends DescMessage>(
   method: DescMethodUnary<I, O>,
   upstream: Upstream,
-  { deadlines, faultInjection }: RelayPolicy,
+  { deadlines, faultInjection, breaker }: RelayPolicy,
   metrics: RpcMetrics,
 ): (req: MessageShape<I>, ctx: HandlerContext) => Promise<MessageShape<O>> {
   const fields = { service: method.parent.typeName, method: method.name };
@@ -67,16 +69,20 @@ export function createRelay<I extends DescMessage, O extends DescMessage>(
     }
     const timeoutMs = Math.min(ctx.timeoutMs() ?? deadlines.defaultTimeoutMs, deadlines.maxTimeoutMs);
     const started = performance.now();
+    const headers = upstreamHeaders(rc, ctx.requestHeader, forwarded);
+    const call = async () => {
+      try {
+        return await upstream.call(method, req, { signal: ctx.signal, timeoutMs, headers });
+      } catch (thrown) {
+        throw fromUpstreamFailure(thrown, rc, { timeoutMs, callerSignal: ctx.signal });
+      }
+    };
     try {
-      const response = await upstream.call(method, req, {
-        signal: ctx.signal,
-        timeoutMs,
-        headers: upstreamHeaders(rc, ctx.requestHeader, forwarded),
-      });
+      const response = await breaker.run(call, rc);
       metrics.clientCall(fields, { code: "ok", errorType: "" }, (performance.now() - started) / 1000);
       return response;
     } catch (thrown) {
-      const err = fromUpstreamFailure(thrown, rc, { timeoutMs, callerSignal: ctx.signal });
+      const err = ConnectError.from(thrown);
       const reason = reasonOf(err);
       metrics.clientCall(fields, { code: err.code, errorType: reason ?? "" }, (performance.now() - started) / 1000);
       logmsg.APICallFailed.emitError(rc.log, err, { ...fields, reason });

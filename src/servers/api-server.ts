@@ -39,6 +39,7 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
     readiness,
     faultInjection: config.faultInjection,
     metrics,
+    maxRequestBytes: config.limits.maxRequestBytes,
   });
   const http = await startHttpServer({ host: config.host, port: config.port, listener, limits: config.limits });
   readiness.set(true);

@@ -1,11 +1,15 @@
 import type { GatewayConfig } from "../config/gateway-config.js";
 import { createAuthenticator } from "../gateway/auth.js";
+import { createUpstreamBreaker } from "../gateway/circuit-breaker.js";
+import { withCors } from "../gateway/cors.js";
 import { createGatewayListener } from "../gateway/gateway-routes.js";
+import { createRateLimiter } from "../gateway/rate-limit.js";
 import { createUpstream } from "../gateway/upstream.js";
 import { Readiness } from "../shared/health.js";
 import { startHttpServer } from "../shared/http/http-server.js";
 import { logmsg } from "../shared/logging/log-catalog.js";
 import { createLogger, type Logger } from "../shared/logging/logger.js";
+import { ProtectionMetrics } from "../shared/metrics/protection-metrics.js";
 import { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 import type { RunningServer } from "./api-server.js";
 
@@ -21,6 +25,8 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
   const readiness = new Readiness();
   const metrics = deps.metrics ?? new RpcMetrics("gateway");
   const upstream = createUpstream({ baseUrl: config.apiUrl, protocol: config.upstreamProtocol });
+  const protection = new ProtectionMetrics(metrics.registry);
+  const rateLimiter = await createRateLimiter(config.rateLimit, log, protection);
   const listener = createGatewayListener({
     log,
     upstream,
@@ -28,11 +34,21 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
     policy: {
       deadlines: { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs },
       faultInjection: config.faultInjection,
+      breaker: createUpstreamBreaker(config.apiUrl, config.breaker, log, protection),
     },
     readiness,
     metrics,
+    protection,
+    rateLimiter,
+    maxInFlight: config.maxInFlight,
+    maxRequestBytes: config.limits.maxRequestBytes,
   });
-  const http = await startHttpServer({ host: config.host, port: config.port, listener, limits: config.limits });
+  const http = await startHttpServer({
+    host: config.host,
+    port: config.port,
+    listener: withCors(listener, config.corsAllowedOrigins),
+    limits: config.limits,
+  });
   readiness.set(true);
   logmsg.ServerStarted.emit(log, { url: http.url, api_url: config.apiUrl });
   return {
@@ -44,6 +60,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
       logmsg.ServerStopping.emit(log, { url: http.url });
       await http.close(graceMs);
       upstream.close();
+      await rateLimiter.close();
     },
   };
 }

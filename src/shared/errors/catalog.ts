@@ -259,6 +259,35 @@ export const errorCatalog = defineCatalog({
     log: { gateway: "REQ_012" },
   },
 
+  // ── The gateway's protections: rejected before any upstream call, so never processed ──
+  RATE_LIMITED: {
+    code: Code.ResourceExhausted,
+    message: {
+      en: "too many {limit} calls for {subject}: at most {max} every {windowSeconds} s; retry after the delay in RetryInfo",
+      ja: "{subject} の {limit} 呼び出しが多すぎます（{windowSeconds} 秒あたり最大 {max} 回）。RetryInfo の時間が過ぎてから再試行してください",
+    },
+    quotaFailure: { subject: "{subject}" },
+    retryDelayMs: 1000,
+    log: { gateway: "REQ_002" },
+  },
+  OVERLOADED: {
+    code: Code.Unavailable,
+    message: {
+      en: "the gateway is at its limit of {maxInFlight} calls in flight and did not process this one; retry in a moment",
+      ja: "ゲートウェイは同時処理数の上限（{maxInFlight}）に達しており、このリクエストは処理されていません。しばらくしてから再試行してください",
+    },
+    retryDelayMs: 1000,
+    log: { gateway: "REQ_002" },
+  },
+  CIRCUIT_OPEN: {
+    code: Code.Unavailable,
+    message: {
+      en: "the API service is failing, so the gateway is not calling it for now; this request was not processed; retry after the delay in RetryInfo",
+      ja: "API サービスで障害が続いているため、ゲートウェイは一時的に呼び出しを止めています。このリクエストは処理されていません。RetryInfo の時間が過ぎてから再試行してください",
+    },
+    log: { gateway: "REQ_012" },
+  },
+
   // ── The call itself ──
   CANCELED: {
     code: Code.Canceled,

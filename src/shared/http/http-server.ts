@@ -15,6 +15,8 @@ export interface HttpLimits {
   readonly maxConcurrentStreams: number;
   /** Connections open at once; more are refused. */
   readonly maxConnections: number;
+  /** Largest request message the RPC handlers read (→ resource_exhausted). */
+  readonly maxRequestBytes: number;
 }
 
 export interface HttpServerOptions {

@@ -63,6 +63,16 @@ export const logmsg = {
   APICallFailed: new LogMessage("REQ_012", "by_code", "API service call failed", "gateway"),
   PostCreationFailed: new LogMessage("EVT_POST_003", "by_code", "Post creation failed", "domain"),
   EventPublishFailed: new LogMessage("EVT_BUS_001", "error", "Domain event publish failed", "adapter"),
+  RateLimitStoreDown: new LogMessage(
+    "GW_001",
+    "warn",
+    "Rate-limit store unavailable; using in-memory limits",
+    "gateway",
+  ),
+  RateLimitStoreUp: new LogMessage("GW_002", "info", "Rate-limit store available again", "gateway"),
+  CircuitOpened: new LogMessage("GW_003", "warn", "Circuit breaker opened", "gateway"),
+  CircuitHalfOpen: new LogMessage("GW_004", "info", "Circuit breaker half-open", "gateway"),
+  CircuitClosed: new LogMessage("GW_005", "info", "Circuit breaker closed", "gateway"),
 } as const;
 
 export type LogId = (typeof logmsg)[keyof typeof logmsg]["id"];
