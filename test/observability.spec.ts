@@ -17,21 +17,18 @@ const run = promisify(execFile);
 let system: System;
 let token: string;
 
-/** A scripted mix of calls through the gateway: 2 ok creates, 3 not_found, 2 rejected h3_res, 1 without token, 1 bad token. */
+/**
+ * A scripted mix of calls through the gateway: 2 ok creates and 1 over the
+ * write limit, 3 not_found, 2 rejected h3_res, 1 without token, 1 bad token.
+ */
 async function scriptedMix(): Promise<void> {
   const auth = { authorization: `Bearer ${token}` };
-  for (let i = 0; i < 2; i++) {
-    const outcome = await callWire(
-      "grpc",
-      system.gateway.url,
-      UserPostService.method.create,
-      {
-        h3Index: latLngToCell(1, 1 + i, 9),
-        text: `mix ${i}`,
-      },
-      { headers: auth },
-    );
-    expect(outcome.ok).toBe(true);
+  for (let i = 0; i < 3; i++) {
+    const request = { h3Index: latLngToCell(1, 1 + i, 9), text: `mix ${i}` };
+    const outcome = await callWire("grpc", system.gateway.url, UserPostService.method.create, request, {
+      headers: auth,
+    });
+    expect(outcome.ok).toBe(i < 2);
   }
   for (let i = 0; i < 3; i++)
     await callWire("connect-json", system.gateway.url, UserPostService.method.get, { id: `missing-${i}` });
@@ -50,7 +47,9 @@ async function scriptedMix(): Promise<void> {
 }
 
 beforeAll(async () => {
-  system = await startSystem();
+  system = await startSystem({
+    gateway: { rateLimit: { windowSeconds: 60, reads: 100, writes: 2, redisUrl: undefined, redisKeyPrefix: "mix" } },
+  });
   token = await system.token("olivia");
   await scriptedMix();
 });
@@ -80,6 +79,8 @@ describe("GET /metrics after a scripted mix of calls", () => {
     const count = (method: string, code: string) =>
       sample(text, "rpc_server_call_duration_seconds_count", { rpc_method: method, rpc_response_status_code: code });
     expect(count("Create", "ok")).toBe(2);
+    expect(count("Create", "resource_exhausted")).toBe(1);
+    expect(sample(text, "bazbii_rate_limit_rejections_total", { rpc_method: "Create", limit: "writes" })).toBe(1);
     expect(count("Get", "not_found")).toBe(3);
     expect(count("GetHeatmap", "invalid_argument")).toBe(2);
     expect(count("Delete", "unauthenticated")).toBe(1);
