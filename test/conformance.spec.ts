@@ -2,6 +2,7 @@ import type { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserPostService } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
 import {
+  BadRequestSchema,
   ErrorInfoSchema,
   LocalizedMessageSchema,
   RequestInfoSchema,
@@ -155,6 +156,47 @@ describe("fault injection switched off", () => {
       }
     } finally {
       await plain.close();
+    }
+  });
+});
+
+describe("errors the protocol layer raises before any handler runs", () => {
+  it("a body that does not decode: invalid_argument with ErrorInfo, RequestInfo, LocalizedMessage and BadRequest, logged once", async () => {
+    for (const [baseUrl, logs, logId] of [
+      [system.gateway.url, system.gatewayLogs, "REQ_002"],
+      [system.api.url, system.apiLogs, "REQ_003"],
+    ] as const) {
+      const requestId = `malformed-${crypto.randomUUID()}`;
+      const res = await fetch(`${baseUrl}/bazbii.feed.v1.HeatmapService/GetHeatmap`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-request-id": requestId, "accept-language": "ja" },
+        body: JSON.stringify({ h3Res: "sixteen" }),
+      });
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { code: string; message: string; details: { type: string; value: string }[] };
+      expect(body.code).toBe("invalid_argument");
+      expect(body.message).toContain("cannot decode field bazbii.feed.v1.GetHeatmapRequest.h3_res from JSON");
+      const details = body.details.map((d) => ({
+        type: d.type,
+        value: Buffer.from(d.value, "base64").toString("base64"),
+      }));
+      expect(detailOf(details, ErrorInfoSchema)?.reason).toBe("PROTOCOL_ERROR");
+      expect(detailOf(details, RequestInfoSchema)?.requestId).toBe(requestId);
+      expect(detailOf(details, LocalizedMessageSchema)?.locale).toBe("ja");
+      expect(detailOf(details, BadRequestSchema)?.fieldViolations[0]?.field).toBe("h3_res");
+      expect(logs.forRequest(requestId).map((l) => [l.log_id, l.level, l.reason])).toEqual([
+        [logId, "warn", "PROTOCOL_ERROR"],
+      ]);
+    }
+  });
+
+  it.each(protocols)("a message over the size limit, over %s: resource_exhausted with details", async (protocol) => {
+    for (const baseUrl of [system.gateway.url, system.api.url]) {
+      const outcome = await callWire(protocol, baseUrl, UserPostService.method.get, { id: "x".repeat(1_100_000) });
+      if (outcome.ok) throw new Error("accepted an oversized message");
+      expect(outcome.code).toBe("resource_exhausted");
+      expect(detailOf(outcome.details, ErrorInfoSchema)?.reason).toBe("PROTOCOL_ERROR");
+      expect(detailOf(outcome.details, RequestInfoSchema)?.requestId).toMatch(/.+/);
     }
   });
 });

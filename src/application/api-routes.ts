@@ -4,10 +4,13 @@ import type { HeatmapService as DomainHeatmapService } from "../domain/feed/heat
 import type { PostService } from "../domain/post/post-service.js";
 import { HeatmapService } from "../gen/bazbii/feed/v1/heatmap_service_pb.js";
 import { UserPostService } from "../gen/bazbii/post/v1/user_post_service_pb.js";
+import { detailProtocolErrors } from "../shared/errors/protocol-errors.js";
+import { logMessageFor, reasonOf } from "../shared/errors/public-error.js";
 import { createFaultInterceptor } from "../shared/fault-injection.js";
 import { createHealthService, Health, type Readiness } from "../shared/health.js";
 import type { RequestListener } from "../shared/http/dual-protocol-server.js";
 import { servePlainRoutes } from "../shared/http/plain-routes.js";
+import { logmsg } from "../shared/logging/log-catalog.js";
 import type { Logger } from "../shared/logging/logger.js";
 import { createMetricsInterceptor } from "../shared/metrics/metrics-interceptor.js";
 import type { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
@@ -39,6 +42,9 @@ export function createApiListener(deps: ApiRoutesDeps): RequestListener {
     readMaxBytes: deps.maxRequestBytes,
     requestGate(ctx) {
       const rc = openRequestContext(ctx, deps.log);
+      detailProtocolErrors(ctx, rc, (err) => {
+        logMessageFor(err, "api", logmsg.RequestFailed.id).emitError(rc.log, err, { reason: reasonOf(err) });
+      });
       const actorId = ctx.requestHeader.get(ACTOR_ID_HEADER);
       if (actorId !== null && actorId !== "") setActor(rc, actorId);
     },

@@ -1,19 +1,36 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { DomainEvent, EventPublisher } from "../domain/event-publisher.js";
+import type { Logger } from "../shared/logging/logger.js";
 
-const currentRequestEvents = new AsyncLocalStorage<DomainEvent[]>();
+interface RequestScope {
+  readonly events: DomainEvent[];
+  readonly log: Logger;
+}
+
+const currentRequest = new AsyncLocalStorage<RequestScope>();
 
 /**
  * Runs one request's work while remembering the domain events it publishes,
  * so the error boundary can log a failure under its event's log ID, once.
  */
-export function recordingEvents<T>(events: DomainEvent[], work: () => Promise<T>): Promise<T> {
-  return currentRequestEvents.run(events, work);
+export function recordingEvents<T>(scope: RequestScope, work: () => Promise<T>): Promise<T> {
+  return currentRequest.run(scope, work);
 }
 
-/** The in-process publisher: hands each event to the request that published it. */
-export const requestEventPublisher: EventPublisher = {
-  publish(event) {
-    currentRequestEvents.getStore()?.push(event);
-  },
-};
+/** The logger of the request being served, if any. */
+export function currentRequestLog(): Logger | undefined {
+  return currentRequest.getStore()?.log;
+}
+
+/**
+ * The application's publisher: hands each event to the request that published
+ * it, then to the event bus when one is configured.
+ */
+export function createEventPublisher(bus?: EventPublisher): EventPublisher {
+  return {
+    publish(event) {
+      currentRequest.getStore()?.events.push(event);
+      bus?.publish(event);
+    },
+  };
+}

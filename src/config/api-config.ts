@@ -1,4 +1,5 @@
 import { num, port, str, url } from "envalid";
+import type { NatsConfig } from "../adapters/events/nats-event-publisher.js";
 import type { StorageConfig } from "../adapters/storage/open-storage.js";
 import type { HttpLimits } from "../shared/http/http-server.js";
 import { commonEnv, readEnv, refuseInProduction } from "./env.js";
@@ -10,6 +11,7 @@ export interface ApiConfig {
   readonly port: number;
   readonly logLevel: string;
   readonly storage: StorageConfig;
+  readonly nats: NatsConfig | undefined;
   readonly limits: HttpLimits;
   readonly shutdownGraceMs: number;
   /** Honour x-bazbii-fault-* headers (development and tests only). */
@@ -22,6 +24,8 @@ export const apiEnv = {
   DATA_DIR: str({ default: "./data", desc: "where embedded PGlite keeps its files" }),
   DATABASE_URL: url({ default: undefined, desc: "PostgreSQL server to use instead of embedded PGlite" }),
   DB_MAX_CONNECTIONS: num({ default: 10, desc: "PostgreSQL pool size" }),
+  NATS_URL: url({ default: undefined, desc: "NATS server to publish domain events to (subjects bazbii.events.*)" }),
+  NATS_MAX_RECONNECT_ATTEMPTS: num({ default: -1, desc: "reconnect attempts after losing NATS; -1 for ever" }),
   DB_CONNECT_TIMEOUT_MS: num({ default: 5_000, desc: "waiting longer for a connection fails the call as unavailable" }),
 };
 
@@ -40,6 +44,10 @@ export function apiConfigFromEnv(source: NodeJS.ProcessEnv = process.env): ApiCo
       maxConnections: env.DB_MAX_CONNECTIONS,
       connectTimeoutMs: env.DB_CONNECT_TIMEOUT_MS,
     },
+    nats:
+      env.NATS_URL === undefined
+        ? undefined
+        : { url: env.NATS_URL, maxReconnectAttempts: env.NATS_MAX_RECONNECT_ATTEMPTS },
     limits: httpLimitsFrom(env),
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     faultInjection: env.FAULT_INJECTION,

@@ -2,6 +2,7 @@ import type { DescMessage, DescMethodUnary } from "@bufbuild/protobuf";
 import { ConnectError, type ConnectRouter, createContextKey, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { errorCatalog } from "../shared/errors/catalog.js";
+import { detailProtocolErrors } from "../shared/errors/protocol-errors.js";
 import { logMessageFor, publicError, reasonOf } from "../shared/errors/public-error.js";
 import { createHealthService, Health, type Readiness } from "../shared/health.js";
 import type { RequestListener } from "../shared/http/dual-protocol-server.js";
@@ -54,6 +55,9 @@ export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener 
     readMaxBytes: deps.maxRequestBytes,
     async requestGate(ctx) {
       const rc = openRequestContext(ctx, deps.log);
+      detailProtocolErrors(ctx, rc, (err) => {
+        logMessageFor(err, "gateway", logmsg.RequestRejected.id).emitError(rc.log, err, { reason: reasonOf(err) });
+      });
       try {
         if (inFlight >= deps.maxInFlight) {
           deps.protection.loadShed(ctx.service.typeName, ctx.method.name);

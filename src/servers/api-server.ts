@@ -1,6 +1,7 @@
+import { openNatsEventPublisher } from "../adapters/events/nats-event-publisher.js";
 import { openStorage, type Storage } from "../adapters/storage/open-storage.js";
 import { createApiListener } from "../application/api-routes.js";
-import { requestEventPublisher } from "../application/event-recorder.js";
+import { createEventPublisher, currentRequestLog } from "../application/event-recorder.js";
 import type { ApiConfig } from "../config/api-config.js";
 import { createHeatmapService } from "../domain/feed/heatmap-service.js";
 import { createPostService } from "../domain/post/post-service.js";
@@ -8,6 +9,7 @@ import { Readiness } from "../shared/health.js";
 import { startHttpServer } from "../shared/http/http-server.js";
 import { logmsg } from "../shared/logging/log-catalog.js";
 import { createLogger, type Logger } from "../shared/logging/logger.js";
+import { EventMetrics } from "../shared/metrics/event-metrics.js";
 import { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 
 export interface RunningServer {
@@ -32,9 +34,17 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
   const storage = deps.storage ?? (await openStorage(config.storage));
   const readiness = new Readiness();
   const metrics = deps.metrics ?? new RpcMetrics("api");
+  const eventMetrics = new EventMetrics(metrics.registry);
+  const bus =
+    config.nats === undefined
+      ? undefined
+      : await openNatsEventPublisher(config.nats, (event, err) => {
+          eventMetrics.publishFailed(event.name);
+          logmsg.EventPublishFailed.emit(currentRequestLog() ?? log, { event: event.name, err });
+        });
   const listener = createApiListener({
     log,
-    posts: createPostService({ posts: storage.posts, events: requestEventPublisher }),
+    posts: createPostService({ posts: storage.posts, events: createEventPublisher(bus) }),
     heatmap: createHeatmapService(storage.heatmap),
     readiness,
     faultInjection: config.faultInjection,
@@ -52,6 +62,7 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
       readiness.set(false);
       logmsg.ServerStopping.emit(log, { url: http.url });
       await http.close(graceMs);
+      await bus?.close();
       await storage.close();
     },
   };

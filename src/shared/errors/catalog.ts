@@ -334,6 +334,18 @@ export const errorCatalog = defineCatalog({
     log: { api: "REQ_003", gateway: "REQ_002" },
   },
 
+  // ── Raised by the protocol layer itself (connect-es), before our handlers run ──
+  // Its code is the protocol layer's; its message is the protocol layer's description.
+  PROTOCOL_ERROR: {
+    code: Code.InvalidArgument,
+    message: {
+      en: "{detail}",
+      ja: "リクエストをプロトコルの規則どおりに処理できませんでした: {detail}",
+    },
+    badRequest: { field: "{field}" },
+    log: { api: "REQ_003", gateway: "REQ_002" },
+  },
+
   // ── Anything not foreseen ──
   INTERNAL: {
     code: Code.Internal,
