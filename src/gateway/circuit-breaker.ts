@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen } from "cockatiel";
 import { errorCatalog } from "../shared/errors/catalog.js";
-import { publicError } from "../shared/errors/public-error.js";
+import { publicError, reasonOf } from "../shared/errors/public-error.js";
 import { logmsg } from "../shared/logging/log-catalog.js";
 import type { Logger } from "../shared/logging/logger.js";
 import type { ProtectionMetrics } from "../shared/metrics/protection-metrics.js";
@@ -17,7 +17,7 @@ export interface BreakerConfig {
 export interface UpstreamBreaker {
   /**
    * Runs an upstream call through the breaker. `call` must throw canonical
-   * ConnectErrors; `unavailable` ones count as failures. While the circuit is
+   * ConnectErrors; `unavailable` ones (but injected faults) count as failures. While the circuit is
    * open, calls fail at once with CIRCUIT_OPEN and the time left as RetryInfo.
    */
   run<T>(call: () => Promise<T>, rc: RequestContext): Promise<T>;
@@ -33,7 +33,10 @@ export function createUpstreamBreaker(
   metrics: ProtectionMetrics,
 ): UpstreamBreaker {
   const policy = circuitBreaker(
-    handleWhen((err) => err instanceof ConnectError && err.code === Code.Unavailable),
+    // Injected faults test clients; they must not trip the protection every caller shares.
+    handleWhen(
+      (err) => err instanceof ConnectError && err.code === Code.Unavailable && reasonOf(err) !== "FAULT_INJECTED",
+    ),
     { halfOpenAfter: config.halfOpenAfterMs, breaker: new ConsecutiveBreaker(config.consecutiveFailures) },
   );
   let openedAt = 0;

@@ -109,7 +109,11 @@ export async function createRateLimiter(
         throw publicError(errorCatalog.RATE_LIMITED, rc, {
           params: { limit: cls, subject, max: String(points[cls]), windowSeconds: String(config.windowSeconds) },
           retryDelayMs,
-          headers: { "retry-after": String(Math.ceil(retryDelayMs / 1000)) },
+          // Retry-After for HTTP clients and proxies, grpc-retry-pushback-ms for gRPC clients (gRFC A6).
+          headers: {
+            "retry-after": String(Math.ceil(retryDelayMs / 1000)),
+            "grpc-retry-pushback-ms": String(retryDelayMs),
+          },
         });
       }
     },

@@ -31,7 +31,7 @@ export interface DeadlinePolicy {
 }
 
 /** Caller headers the API server needs; nothing else is passed on. */
-const FORWARDED_HEADERS: readonly string[] = ["accept-language"];
+const FORWARDED_HEADERS: readonly string[] = ["accept-language", "grpc-previous-rpc-attempts"];
 
 function upstreamHeaders(rc: RequestContext, requestHeader: Headers, forwarded: readonly string[]): Headers {
   const headers = new Headers();
@@ -79,6 +79,7 @@ export function createRelay<I extends DescMessage, O extends DescMessage>(
     };
     try {
       const response = await breaker.run(call, rc);
+      if (faultInjection) await applyFault(ctx.requestHeader, "gateway-response", rc, ctx.signal);
       metrics.clientCall(fields, { code: "ok", errorType: "" }, (performance.now() - started) / 1000);
       return response;
     } catch (thrown) {

@@ -21,7 +21,10 @@ export const FAULT_HEADERS = {
   retryDelayMs: "x-bazbii-fault-retry-delay-ms",
   /** Delay before the call is processed, in ms. */
   delayMs: "x-bazbii-fault-delay-ms",
-  /** Which process applies the fault: `api` (default) or `gateway`. */
+  /**
+   * Where the fault applies: `api` (default), `gateway` (before the upstream
+   * call), or `gateway-response` (after it: the work is done, the answer is lost).
+   */
   at: "x-bazbii-fault-at",
 } as const;
 
@@ -49,7 +52,7 @@ function integerHeader(headers: Headers, name: string, max: number, rc: RequestC
  */
 export async function applyFault(
   headers: Headers,
-  where: "api" | "gateway",
+  where: "api" | "gateway" | "gateway-response",
   rc: RequestContext,
   signal: AbortSignal,
 ): Promise<void> {

@@ -193,6 +193,7 @@ export const errorCatalog = defineCatalog({
       ja: "API サービスに接続できず、リクエストは処理されていません。しばらくしてから再試行してください",
     },
     log: { gateway: "REQ_012" },
+    notProcessed: true,
   },
   UPSTREAM_CONNECTION_LOST: {
     code: Code.Unavailable,
@@ -269,6 +270,7 @@ export const errorCatalog = defineCatalog({
     quotaFailure: { subject: "{subject}" },
     retryDelayMs: 1000,
     log: { gateway: "REQ_002" },
+    notProcessed: true,
   },
   OVERLOADED: {
     code: Code.Unavailable,
@@ -278,6 +280,7 @@ export const errorCatalog = defineCatalog({
     },
     retryDelayMs: 1000,
     log: { gateway: "REQ_002" },
+    notProcessed: true,
   },
   CIRCUIT_OPEN: {
     code: Code.Unavailable,
@@ -286,6 +289,7 @@ export const errorCatalog = defineCatalog({
       ja: "API サービスで障害が続いているため、ゲートウェイは一時的に呼び出しを止めています。このリクエストは処理されていません。RetryInfo の時間が過ぎてから再試行してください",
     },
     log: { gateway: "REQ_012" },
+    notProcessed: true,
   },
 
   // ── The call itself ──

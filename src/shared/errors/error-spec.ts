@@ -31,6 +31,12 @@ export interface ErrorSpec {
   /** RetryInfo: when the server knows when to come back; an error may override it. */
   readonly retryDelayMs?: number;
   /**
+   * Raised before any work was done (rate limit, load shedding, open circuit,
+   * upstream unreachable): ErrorInfo.metadata says `processed: "false"`, which
+   * lets clients retry even methods that are not idempotent.
+   */
+  readonly notProcessed?: true;
+  /**
    * Which process raises this error, and the log ID it is logged under there.
    * (The gateway logs every error it relays from the API server as REQ_012, and a
    * failed Create is logged under its domain event's ID, EVT_POST_003.)

@@ -46,6 +46,7 @@ const MAX_PARAM_LENGTH = 256;
 export function publicError(spec: ErrorSpec, ctx: ErrorContext, options: PublicErrorOptions = {}): ConnectError {
   const metadata: Record<string, string> = {};
   for (const [key, value] of Object.entries(options.params ?? {})) metadata[key] = value.slice(0, MAX_PARAM_LENGTH);
+  if (spec.notProcessed) metadata.processed = "false";
   // Templates may also quote the request id, which travels in RequestInfo instead of metadata.
   const values = { ...metadata, requestId: metadata.requestId ?? ctx.requestId };
   const message = fillTemplate(spec.message.en, values);

@@ -2,7 +2,7 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
 import { DualProtocolServer, type RequestListener } from "./dual-protocol-server.js";
-import { useGrpcMessageEncoding } from "./grpc-message-encoding.js";
+import { fixGrpcResponse } from "./grpc-response.js";
 
 export interface HttpLimits {
   /** Time allowed for a connection's first bytes and for a request's headers (slowloris). */
@@ -47,7 +47,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const listener: RequestListener = (req, res) => {
     // While shutting down, an HTTP/1.1 connection serves its current request and closes.
     if (closing && req.httpVersionMajor === 1) (res as http.ServerResponse).shouldKeepAlive = false;
-    useGrpcMessageEncoding(req.headers["content-type"], res);
+    fixGrpcResponse(req.headers["content-type"], res);
     options.listener(req, res);
   };
   const server = new DualProtocolServer(listener, {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { encodeGrpcMessage } from "./grpc-message-encoding.js";
+import { encodeGrpcMessage } from "./grpc-response.js";
 
 describe("encodeGrpcMessage", () => {
   it("escapes only bytes outside 0x20-0x7E and '%', as PROTOCOL-HTTP2.md says", () => {
