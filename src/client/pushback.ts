@@ -1,0 +1,55 @@
+import type { ConnectError } from "@connectrpc/connect";
+import { ErrorInfoSchema, RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+
+/** What the server (or a proxy) said about coming back. */
+export type Pushback =
+  | {
+      readonly kind: "after";
+      readonly ms: number;
+      readonly source: "grpc-retry-pushback-ms" | "RetryInfo" | "Retry-After";
+    }
+  | { readonly kind: "stop"; readonly source: "grpc-retry-pushback-ms" };
+
+/**
+ * Reads pushback from an error, most specific first: gRPC's
+ * grpc-retry-pushback-ms (a negative or malformed value means "do not
+ * retry", gRFC A6), then google.rpc.RetryInfo, then HTTP Retry-After (seconds
+ * or a date, as a proxy's 429 or 503 sends it).
+ */
+export function pushbackOf(err: ConnectError, now = Date.now()): Pushback | undefined {
+  const grpc = err.metadata.get("grpc-retry-pushback-ms");
+  if (grpc !== null) {
+    return /^\d+$/.test(grpc.trim())
+      ? { kind: "after", ms: Number(grpc), source: "grpc-retry-pushback-ms" }
+      : { kind: "stop", source: "grpc-retry-pushback-ms" };
+  }
+  const retryInfo = err.findDetails(RetryInfoSchema)[0]?.retryDelay;
+  if (retryInfo !== undefined) {
+    return {
+      kind: "after",
+      ms: Number(retryInfo.seconds) * 1000 + Math.round(retryInfo.nanos / 1e6),
+      source: "RetryInfo",
+    };
+  }
+  const retryAfter = err.metadata.get("retry-after");
+  if (retryAfter !== null) {
+    const seconds = Number(retryAfter);
+    const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(retryAfter) - now;
+    if (!Number.isNaN(ms)) return { kind: "after", ms: Math.max(0, ms), source: "Retry-After" };
+  }
+  return undefined;
+}
+
+/** ErrorInfo.metadata.processed == "false": the server did no work for this request. */
+export function markedNotProcessed(err: ConnectError): boolean {
+  return err.findDetails(ErrorInfoSchema).some((info) => info.metadata.processed === "false");
+}
+
+/** The client could not even send the request (connection refused, no such host). */
+export function refusedBeforeSending(err: ConnectError): boolean {
+  for (let e: unknown = err.cause, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EAI_AGAIN") return true;
+  }
+  return false;
+}
