@@ -1,4 +1,4 @@
-import { num, port, str, url } from "envalid";
+import { bool, num, port, str, url } from "envalid";
 import type { BreakerConfig } from "../gateway/circuit-breaker.js";
 import type { RateLimitConfig } from "../gateway/rate-limit.js";
 import type { UpstreamProtocol } from "../gateway/upstream.js";
@@ -27,6 +27,8 @@ export interface GatewayConfig {
   readonly maxInFlight: number;
   readonly breaker: BreakerConfig;
   readonly corsAllowedOrigins: readonly string[];
+  readonly webRoot: string;
+  readonly devTokens: boolean;
   readonly shutdownGraceMs: number;
   /** Honour x-bazbii-fault-* headers (development and tests only). */
   readonly faultInjection: boolean;
@@ -57,6 +59,11 @@ export const gatewayEnv = {
   MAX_IN_FLIGHT: num({ default: 1_000, desc: "calls in flight at once; more are shed with unavailable + RetryInfo" }),
   BREAKER_FAILURES: num({ default: 5, desc: "consecutive unavailable upstream answers that open the circuit breaker" }),
   BREAKER_HALF_OPEN_AFTER_MS: num({ default: 5_000, desc: "time the breaker stays open before a probe call" }),
+  WEB_ROOT: str({ default: "dist/web", desc: "directory of the built browser page served at /" }),
+  DEV_TOKENS: bool({
+    default: undefined,
+    desc: "hand out development tokens at POST /dev/token; unset means on unless NODE_ENV=production, where it is refused",
+  }),
   CORS_ALLOWED_ORIGINS: str({ default: "", desc: "comma-separated browser origins allowed to call cross-origin" }),
 };
 
@@ -64,6 +71,10 @@ export const gatewayEnv = {
 export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const env = readEnv(source, { ...commonEnv, ...httpLimitsEnv, ...gatewayEnv });
   refuseInProduction(env);
+  const devTokens = env.DEV_TOKENS ?? env.NODE_ENV !== "production";
+  if (env.NODE_ENV === "production" && devTokens) {
+    throw new ConfigError("invalid configuration:\n  DEV_TOKENS: must not be enabled when NODE_ENV=production");
+  }
   if (env.NODE_ENV === "production" && env.AUTH_JWT_SECRET === DEVELOPMENT_JWT_SECRET) {
     throw new ConfigError(
       "invalid configuration:\n  AUTH_JWT_SECRET: the development default must not be used in production; set a secret of at least 32 bytes",
@@ -95,6 +106,8 @@ export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): G
     corsAllowedOrigins: env.CORS_ALLOWED_ORIGINS.split(",")
       .map((o) => o.trim())
       .filter((o) => o !== ""),
+    webRoot: env.WEB_ROOT,
+    devTokens,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     faultInjection: env.FAULT_INJECTION,
   };

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { DescMessage, DescMethodUnary } from "@bufbuild/protobuf";
 import { ConnectError, type ConnectRouter, createContextKey, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -30,6 +31,8 @@ export interface GatewayRoutesDeps {
   readonly rateLimiter: RateLimiter;
   readonly maxInFlight: number;
   readonly maxRequestBytes: number;
+  /** The browser page and its routes; answers true when it served the request. */
+  readonly webApp: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 /** The client's address, for the rate limits of anonymous calls. */
@@ -83,6 +86,8 @@ export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener 
       }
     },
     interceptors: [createMetricsInterceptor(deps.metrics)],
-    fallback: (req, res) => servePlainRoutes(req, res, deps),
+    fallback: (req, res) => {
+      if (!deps.webApp(req as IncomingMessage, res as unknown as ServerResponse)) servePlainRoutes(req, res, deps);
+    },
   }) as RequestListener;
 }

@@ -5,6 +5,7 @@ import { withCors } from "../gateway/cors.js";
 import { createGatewayListener } from "../gateway/gateway-routes.js";
 import { createRateLimiter } from "../gateway/rate-limit.js";
 import { createUpstream } from "../gateway/upstream.js";
+import { createWebApp } from "../gateway/web-app.js";
 import { Readiness } from "../shared/health.js";
 import { startHttpServer } from "../shared/http/http-server.js";
 import { logmsg } from "../shared/logging/log-catalog.js";
@@ -42,6 +43,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
     rateLimiter,
     maxInFlight: config.maxInFlight,
     maxRequestBytes: config.limits.maxRequestBytes,
+    webApp: await createWebApp({ root: config.webRoot, devTokens: config.devTokens, jwtSecret: config.jwtSecret }),
   });
   const http = await startHttpServer({
     host: config.host,
