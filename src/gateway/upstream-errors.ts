@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { errorCatalog as c } from "../shared/errors/catalog.js";
 import type { ErrorSpec } from "../shared/errors/error-spec.js";
-import { publicError } from "../shared/errors/public-error.js";
+import { publicError, withoutStack } from "../shared/errors/public-error.js";
 import type { RequestContext } from "../shared/request-context.js";
 
 /**
@@ -104,7 +104,7 @@ function relayed(err: ConnectError): ConnectError {
   }
   // A fresh error (not marked as from the wire) so the allowed headers are sent;
   // the details are the received bytes, passed on as they are.
-  const out = new ConnectError(err.rawMessage, err.code, headers);
+  const out = withoutStack(err.code, () => new ConnectError(err.rawMessage, err.code, headers));
   out.details = err.details;
   return out;
 }

@@ -1,6 +1,6 @@
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { ConnectError } from "@connectrpc/connect";
+import { type Code, ConnectError } from "@connectrpc/connect";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
@@ -11,6 +11,7 @@ import {
   ResourceInfoSchema,
   RetryInfoSchema,
 } from "../../gen/google/rpc/error_details_pb.js";
+import { codeTable } from "../code-table.js";
 import type { Locale } from "../locale.js";
 import { type LogId, type LogMessage, logMessageById } from "../logging/log-catalog.js";
 import { errorCatalog } from "./catalog.js";
@@ -89,7 +90,23 @@ export function publicError(spec: ErrorSpec, ctx: ErrorContext, options: PublicE
   if (retryDelayMs !== undefined) {
     details.push({ desc: RetryInfoSchema, value: { retryDelay: durationFromMs(retryDelayMs) } });
   }
-  return new ConnectError(message, spec.code, options.headers, details, options.cause);
+  return withoutStack(spec.code, () => new ConnectError(message, spec.code, options.headers, details, options.cause));
+}
+
+/**
+ * Client-class errors are expected answers, not bugs: capturing a stack trace
+ * for each costs more than building the whole error and tells nothing. Server
+ * errors keep theirs (and their causes keep their own).
+ */
+export function withoutStack<T>(code: Code, build: () => T): T {
+  if (codeTable[code].errorClass !== "client") return build();
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return build();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 /** The ErrorInfo reason of an error built here, or received with one. */
