@@ -187,3 +187,37 @@ describe("a grpc-js client loading the generated service config", () => {
     }
   });
 });
+
+describe("what each attempt carries", () => {
+  it("sends the time left of the one deadline and the number of earlier attempts, and honours a proxy's Retry-After", async () => {
+    const { startFakeUpstream } = await import("./helpers/fake-upstream.js");
+    let calls = 0;
+    const peer = await startFakeUpstream((stream) => {
+      calls++;
+      if (calls < 3) {
+        stream.respond({ ":status": 503, "content-type": "text/html", "retry-after": "0" });
+        stream.end("<h1>busy</h1>");
+      } else {
+        stream.respond({ ":status": 200, "content-type": "application/proto" });
+        stream.end();
+      }
+    });
+    try {
+      const { retries, retry } = recorder();
+      const heatmap = createNodeClient(HeatmapService, { baseUrl: peer.url, httpVersion: "2", retry });
+      await heatmap.getHeatmap({ h3Res: 1 }, { timeoutMs: 2_000 });
+      const budgets = peer.requests.map((h) => Number(h["connect-timeout-ms"]));
+      expect(peer.requests.map((h) => h["grpc-previous-rpc-attempts"])).toEqual([undefined, "1", "2"]);
+      expect(budgets[0]).toBeLessThanOrEqual(2_000);
+      expect(budgets[1]).toBeLessThanOrEqual(budgets[0] as number);
+      expect(budgets[2]).toBeLessThanOrEqual(budgets[1] as number);
+      expect(budgets[2]).toBeGreaterThan(0);
+      expect(retries.map((r) => [r.delayMs, r.delaySource])).toEqual([
+        [0, "Retry-After"],
+        [0, "Retry-After"],
+      ]);
+    } finally {
+      await peer.close();
+    }
+  });
+});
