@@ -1,5 +1,5 @@
 import { ConfigError } from "../config/env.js";
-import type { RunningServer } from "../servers/api-server.js";
+import type { RunningServer } from "../servers/running-server.js";
 
 /**
  * Runs servers until SIGTERM or SIGINT, then stops them gracefully (the last

@@ -11,14 +11,7 @@ import { logmsg } from "../shared/logging/log-catalog.js";
 import { createLogger, type Logger } from "../shared/logging/logger.js";
 import { EventMetrics } from "../shared/metrics/event-metrics.js";
 import { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
-
-export interface RunningServer {
-  readonly url: string;
-  readonly port: number;
-  readonly readiness: Readiness;
-  /** Graceful stop: refuse new work, finish what is in flight (up to the grace period), release resources. */
-  close(graceMs?: number): Promise<void>;
-}
+import { type RunningServer, serving } from "./running-server.js";
 
 export interface ApiServerDeps {
   readonly log?: Logger;
@@ -52,18 +45,8 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
     maxRequestBytes: config.limits.maxRequestBytes,
   });
   const http = await startHttpServer({ host: config.host, port: config.port, listener, limits: config.limits });
-  readiness.set(true);
-  logmsg.ServerStarted.emit(log, { url: http.url, storage: storage.kind });
-  return {
-    url: http.url,
-    port: http.port,
-    readiness,
-    async close(graceMs = config.shutdownGraceMs) {
-      readiness.set(false);
-      logmsg.ServerStopping.emit(log, { url: http.url });
-      await http.close(graceMs);
-      await bus?.close();
-      await storage.close();
-    },
-  };
+  return serving(http, readiness, log, { storage: storage.kind }, config.shutdownGraceMs, async () => {
+    await bus?.close();
+    await storage.close();
+  });
 }

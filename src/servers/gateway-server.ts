@@ -8,11 +8,10 @@ import { createUpstream } from "../gateway/upstream.js";
 import { createWebApp } from "../gateway/web-app.js";
 import { Readiness } from "../shared/health.js";
 import { startHttpServer } from "../shared/http/http-server.js";
-import { logmsg } from "../shared/logging/log-catalog.js";
 import { createLogger, type Logger } from "../shared/logging/logger.js";
 import { ProtectionMetrics } from "../shared/metrics/protection-metrics.js";
 import { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
-import type { RunningServer } from "./api-server.js";
+import { type RunningServer, serving } from "./running-server.js";
 
 export interface GatewayServerDeps {
   readonly log?: Logger;
@@ -51,18 +50,8 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
     listener: withCors(listener, config.corsAllowedOrigins),
     limits: config.limits,
   });
-  readiness.set(true);
-  logmsg.ServerStarted.emit(log, { url: http.url, api_url: config.apiUrl });
-  return {
-    url: http.url,
-    port: http.port,
-    readiness,
-    async close(graceMs = config.shutdownGraceMs) {
-      readiness.set(false);
-      logmsg.ServerStopping.emit(log, { url: http.url });
-      await http.close(graceMs);
-      upstream.close();
-      await rateLimiter.close();
-    },
-  };
+  return serving(http, readiness, log, { api_url: config.apiUrl }, config.shutdownGraceMs, async () => {
+    upstream.close();
+    await rateLimiter.close();
+  });
 }

@@ -6,8 +6,9 @@ import { openStorage, type Storage } from "../../src/adapters/storage/open-stora
 import { type ApiConfig, apiConfigFromEnv } from "../../src/config/api-config.js";
 import { type GatewayConfig, gatewayConfigFromEnv } from "../../src/config/gateway-config.js";
 import { mintToken } from "../../src/gateway/auth.js";
-import { type RunningServer, startApiServer } from "../../src/servers/api-server.js";
+import { startApiServer } from "../../src/servers/api-server.js";
 import { startGateway } from "../../src/servers/gateway-server.js";
+import type { RunningServer } from "../../src/servers/running-server.js";
 import { LogCapture } from "./log-capture.js";
 import { freshPostgresSchema } from "./postgres.js";
 
