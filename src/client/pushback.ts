@@ -1,5 +1,6 @@
 import type { ConnectError } from "@connectrpc/connect";
 import { ErrorInfoSchema, RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+import { parseRetryAfter } from "../shared/retry-after.js";
 
 /** What the server (or a proxy) said about coming back. */
 export type Pushback =
@@ -31,13 +32,8 @@ export function pushbackOf(err: ConnectError, now = Date.now()): Pushback | unde
       source: "RetryInfo",
     };
   }
-  const retryAfter = err.metadata.get("retry-after");
-  if (retryAfter !== null) {
-    const seconds = Number(retryAfter);
-    const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(retryAfter) - now;
-    if (!Number.isNaN(ms)) return { kind: "after", ms: Math.max(0, ms), source: "Retry-After" };
-  }
-  return undefined;
+  const retryAfterMs = parseRetryAfter(err.metadata.get("retry-after"), now);
+  return retryAfterMs === undefined ? undefined : { kind: "after", ms: retryAfterMs, source: "Retry-After" };
 }
 
 /** ErrorInfo.metadata.processed == "false": the server did no work for this request. */

@@ -3,6 +3,7 @@ import { errorCatalog as c } from "../shared/errors/catalog.js";
 import type { ErrorSpec } from "../shared/errors/error-spec.js";
 import { publicError, withoutStack } from "../shared/errors/public-error.js";
 import type { RequestContext } from "../shared/request-context.js";
+import { parseRetryAfter } from "../shared/retry-after.js";
 
 /**
  * Error metadata an upstream error may carry through the gateway. Everything
@@ -115,13 +116,4 @@ function nodeErrorCodes(err: ConnectError): string[] {
     if ("code" in e && typeof e.code === "string") codes.push(e.code);
   }
   return codes;
-}
-
-/** Retry-After in seconds or as an HTTP date (RFC 9110 §10.2.3), as milliseconds from now. */
-export function parseRetryAfter(value: string | null): number | undefined {
-  if (value === null) return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds) && seconds >= 0) return Math.round(seconds * 1000);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
