@@ -24,7 +24,7 @@ export function createErrorBoundary(): Interceptor {
   return (next) => async (req) => {
     const events: DomainEvent[] = [];
     try {
-      return await recordingEvents({ events, log: requestContextOf(req.contextValues).log }, () => next(req));
+      return await recordingEvents({ events, request: requestContextOf(req.contextValues) }, () => next(req));
     } catch (thrown) {
       const rc = requestContextOf(req.contextValues);
       const err = toPublicError(thrown, rc, req.signal);

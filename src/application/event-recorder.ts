@@ -4,7 +4,8 @@ import type { Logger } from "../shared/logging/logger.js";
 
 interface RequestScope {
   readonly events: DomainEvent[];
-  readonly log: Logger;
+  /** The request's context; its logger is made only if something logs. */
+  readonly request: { readonly log: Logger };
 }
 
 const currentRequest = new AsyncLocalStorage<RequestScope>();
@@ -19,7 +20,7 @@ export function recordingEvents<T>(scope: RequestScope, work: () => Promise<T>):
 
 /** The logger of the request being served, if any. */
 export function currentRequestLog(): Logger | undefined {
-  return currentRequest.getStore()?.log;
+  return currentRequest.getStore()?.request.log;
 }
 
 /**

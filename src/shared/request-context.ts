@@ -1,6 +1,6 @@
 import { type ContextValues, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { ErrorContext } from "./errors/public-error.js";
-import { negotiateLocale } from "./locale.js";
+import { type Locale, negotiateLocale } from "./locale.js";
 import type { Logger } from "./logging/logger.js";
 import { continueTrace, TRACEPARENT_HEADER, type TraceContext } from "./trace-context.js";
 
@@ -22,8 +22,52 @@ export interface RequestContext extends ErrorContext {
   /** When the request gate opened the context (performance.now()), for durations. */
   readonly startedAt: number;
   /** Child logger: every line carries `request_id`, `trace_id`, `rpc.method` (and `actor_id` once known). */
-  log: Logger;
+  readonly log: Logger;
+  readonly actorId: string | undefined;
+}
+
+/**
+ * The request context, with its child logger made on first use: most calls
+ * succeed and log nothing, and a pino child per call is a measurable part of
+ * the gateway's hop.
+ */
+class OpenRequest implements RequestContext {
+  readonly requestId: string;
+  readonly rpcMethod: string;
+  readonly trace: TraceContext;
+  readonly startedAt: number;
+  readonly locale: Locale;
   actorId: string | undefined;
+  #log: Logger | undefined;
+
+  constructor(
+    private readonly baseLog: Logger,
+    requestId: string,
+    rpcMethod: string,
+    trace: TraceContext,
+    locale: Locale,
+  ) {
+    this.requestId = requestId;
+    this.rpcMethod = rpcMethod;
+    this.trace = trace;
+    this.locale = locale;
+    this.startedAt = performance.now();
+  }
+
+  get log(): Logger {
+    this.#log ??= this.baseLog.child({
+      request_id: this.requestId,
+      trace_id: this.trace.traceId,
+      "rpc.method": this.rpcMethod,
+      ...(this.actorId === undefined ? {} : { actor_id: this.actorId }),
+    });
+    return this.#log;
+  }
+
+  setActor(actorId: string): void {
+    this.actorId = actorId;
+    if (this.#log !== undefined) this.#log = this.#log.child({ actor_id: actorId });
+  }
 }
 
 const requestContextKey = createContextKey<RequestContext | undefined>(undefined, {
@@ -46,25 +90,20 @@ export function acceptRequestId(header: string | null): string {
 export function openRequestContext(ctx: HandlerContext, baseLog: Logger): RequestContext {
   const requestId = acceptRequestId(ctx.requestHeader.get(REQUEST_ID_HEADER));
   ctx.responseHeader.set(REQUEST_ID_HEADER, requestId);
-  const rpcMethod = `${ctx.service.typeName}/${ctx.method.name}`;
-  const trace = continueTrace(ctx.requestHeader.get(TRACEPARENT_HEADER));
-  const rc: RequestContext = {
+  const rc = new OpenRequest(
+    baseLog,
     requestId,
-    rpcMethod,
-    trace,
-    startedAt: performance.now(),
-    locale: negotiateLocale(ctx.requestHeader.get("accept-language")),
-    log: baseLog.child({ request_id: requestId, trace_id: trace.traceId, "rpc.method": rpcMethod }),
-    actorId: undefined,
-  };
+    `${ctx.service.typeName}/${ctx.method.name}`,
+    continueTrace(ctx.requestHeader.get(TRACEPARENT_HEADER)),
+    negotiateLocale(ctx.requestHeader.get("accept-language")),
+  );
   ctx.values.set(requestContextKey, rc);
   return rc;
 }
 
 /** Records who is acting, in the context and on every later log line. */
 export function setActor(rc: RequestContext, actorId: string): void {
-  rc.actorId = actorId;
-  rc.log = rc.log.child({ actor_id: actorId });
+  (rc as OpenRequest).setActor(actorId);
 }
 
 /** The context opened by the request gate. */
