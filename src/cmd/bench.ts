@@ -12,7 +12,9 @@ import { GetRequestSchema } from "../gen/bazbii/post/v1/user_post_service_pb.js"
 
 // npm run bench: the gateway hop measured against a direct call and an nginx
 // hop, on loopback, every load bounded in time. Prints one table and writes
-// bench/results.json. Environment: BENCH_SECONDS (default 5).
+// bench/results.json. Environment: BENCH_SECONDS (default 5); BENCH_DATABASE_URL
+// to give the API server a PostgreSQL server instead of embedded PGlite;
+// BENCH_UPSTREAM_PROTOCOL for the gateway's UPSTREAM_PROTOCOL.
 
 const run = promisify(execFile);
 const autocannon = createRequire(import.meta.url)("autocannon") as (opts: Record<string, unknown>) => Promise<Cannon>;
@@ -134,10 +136,20 @@ async function main(): Promise<void> {
       RATE_LIMIT_READS: "100000000",
       RATE_LIMIT_WRITES: "100000000",
     };
-    children.push(start("start-api", { ...production, API_PORT: String(apiPort), DATA_DIR: join(dir, "data") }));
+    const database =
+      process.env.BENCH_DATABASE_URL === undefined ? {} : { DATABASE_URL: process.env.BENCH_DATABASE_URL };
+    children.push(
+      start("start-api", { ...production, ...database, API_PORT: String(apiPort), DATA_DIR: join(dir, "data") }),
+    );
     await waitHealthy(api);
     const startGateway = (logLevel: string): ChildProcess =>
-      start("start-gateway", { ...production, LOG_LEVEL: logLevel, GATEWAY_PORT: String(gatewayPort), API_URL: api });
+      start("start-gateway", {
+        ...production,
+        LOG_LEVEL: logLevel,
+        GATEWAY_PORT: String(gatewayPort),
+        API_URL: api,
+        UPSTREAM_PROTOCOL: process.env.BENCH_UPSTREAM_PROTOCOL ?? "connect",
+      });
     let gw = startGateway("info");
     children.push(gw);
     await waitHealthy(gateway);
@@ -262,7 +274,18 @@ http {
     await mkdir("bench", { recursive: true });
     await writeFile(
       "bench/results.json",
-      `${JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, cores: (await import("node:os")).cpus().length, rows, ratios }, null, 2)}\n`,
+      `${JSON.stringify(
+        {
+          date: new Date().toISOString(),
+          seconds: SECONDS,
+          cores: (await import("node:os")).cpus().length,
+          database: process.env.BENCH_DATABASE_URL === undefined ? "pglite" : "postgres",
+          rows,
+          ratios,
+        },
+        null,
+        2,
+      )}\n`,
     );
   } finally {
     for (const child of children) child.kill("SIGTERM");
