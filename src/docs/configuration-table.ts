@@ -24,7 +24,8 @@ function cell(text: string): string {
 export function renderConfigurationTable(): string {
   const rows = groups.flatMap(([who, specs]) =>
     Object.entries(specs).map(([name, spec]) => {
-      const def = spec.default === undefined ? "(unset)" : `\`${String(spec.default)}\``;
+      const def =
+        spec.default === undefined ? "(unset)" : spec.default === "" ? "(empty)" : `\`${String(spec.default)}\``;
       const choices = spec.choices ? ` One of: ${spec.choices.map((c) => `\`${String(c)}\``).join(", ")}.` : "";
       return `| \`${name}\` | ${who} | ${def} | ${cell(`${spec.desc ?? ""}.${choices}`)} |`;
     }),
