@@ -221,3 +221,22 @@ describe("what each attempt carries", () => {
     }
   });
 });
+
+describe("per-attempt timeouts", () => {
+  it("cuts each attempt at perAttemptTimeoutMs and retries an idempotent method on its deadline_exceeded", async () => {
+    const { startFakeUpstream } = await import("./helpers/fake-upstream.js");
+    const peer = await startFakeUpstream(() => {}); // never answers
+    try {
+      const { retries, giveUps, retry } = recorder({ perAttemptTimeoutMs: 150, initialBackoffMs: 10 });
+      const heatmap = createNodeClient(HeatmapService, { baseUrl: peer.url, httpVersion: "2", retry });
+      const started = performance.now();
+      await expect(heatmap.getHeatmap({ h3Res: 1 }, { timeoutMs: 5_000 })).rejects.toMatchObject({ code: 4 });
+      expect(performance.now() - started).toBeLessThan(2_000);
+      expect(retries.map((r) => r.error.code)).toEqual([4, 4, 4]);
+      expect(giveUps.map((g) => [g.attempts, g.reason])).toEqual([[4, "attempts-exhausted"]]);
+      expect(peer.requests.map((h) => Number(h["connect-timeout-ms"]) <= 150)).toEqual([true, true, true, true]);
+    } finally {
+      await peer.close();
+    }
+  });
+});
