@@ -52,10 +52,10 @@ export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener 
       }
       router.service(Health, createHealthService(deps.readiness, relayedServices));
     },
-    // Runs before the request body is read: a call without a valid token costs
-    // neither a body read nor an upstream round trip.
     contextValues: (req) => createContextValues().set(clientAddressKey, req.socket?.remoteAddress ?? "unknown"),
     readMaxBytes: deps.maxRequestBytes,
+    // Runs before the request body is read: a call that is shed, has no valid
+    // token or is over its rate limit costs neither a body read nor an upstream call.
     async requestGate(ctx) {
       const rc = openRequestContext(ctx, deps.log);
       detailProtocolErrors(ctx, rc, (err) => {
