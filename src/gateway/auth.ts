@@ -12,6 +12,11 @@ const BEARER = /^Bearer\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)\s*$/i
  */
 const SUBJECT = /^[\x21-\x7e]{1,128}$/;
 
+/** Whether `actorId` may be a token's subject (and so an actor the gateway forwards). */
+export function isValidSubject(actorId: string): boolean {
+  return SUBJECT.test(actorId);
+}
+
 function iso(epochSeconds: unknown): string {
   return typeof epochSeconds === "number" ? new Date(epochSeconds * 1000).toISOString() : "unknown";
 }
@@ -51,7 +56,7 @@ export function createAuthenticator(secret: string): Authenticate {
       if (err instanceof errors.JWTClaimValidationFailed) throw invalid(`its ${err.claim} claim is not valid`, err);
       throw publicError(errorCatalog.TOKEN_MALFORMED, rc, { cause: err });
     }
-    if (typeof payload.sub !== "string" || !SUBJECT.test(payload.sub)) {
+    if (typeof payload.sub !== "string" || !isValidSubject(payload.sub)) {
       throw invalid("its sub claim must be 1 to 128 printable ASCII characters");
     }
     return payload.sub;

@@ -1,7 +1,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { extname, join } from "node:path";
-import { mintToken } from "./auth.js";
+import { isValidSubject, mintToken } from "./auth.js";
 
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -81,7 +81,7 @@ async function issueToken(req: IncomingMessage, res: ServerResponse, secret: str
   } catch {
     return reply(400, { message: 'send JSON: {"actor": "<actor id>"}' });
   }
-  if (typeof actor !== "string" || !/^[\x21-\x7e]{1,128}$/.test(actor)) {
+  if (typeof actor !== "string" || !isValidSubject(actor)) {
     return reply(400, { message: "actor must be 1 to 128 printable ASCII characters without spaces" });
   }
   reply(200, { token: await mintToken(secret, actor) });
