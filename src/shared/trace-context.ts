@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomHex } from "./random-hex.js";
 
 export const TRACEPARENT_HEADER = "traceparent";
 
@@ -21,8 +21,8 @@ const TRACEPARENT = /^00-(?!0{32})([0-9a-f]{32})-(?!0{16})([0-9a-f]{16})-([0-9a-
 export function continueTrace(traceparent: string | null): TraceContext {
   const match = traceparent === null ? null : TRACEPARENT.exec(traceparent.trim());
   return {
-    traceId: match?.[1] ?? randomBytes(16).toString("hex"),
-    spanId: randomBytes(8).toString("hex"),
+    traceId: match?.[1] ?? randomHex(16),
+    spanId: randomHex(8),
     flags: match?.[3] ?? "01",
   };
 }
