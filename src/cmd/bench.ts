@@ -162,6 +162,8 @@ async function main(): Promise<void> {
 events { worker_connections 4096; }
 http {
   access_log off;
+  # nginx closes a connection after 1000 requests by default, and h2load does not reconnect.
+  keepalive_requests 100000000;
   upstream api_h1 { server 127.0.0.1:${apiPort}; keepalive 64; }
   upstream api_h2 { server 127.0.0.1:${apiPort}; keepalive 64; }
   server { listen 127.0.0.1:${nginxHttpPort}; location / { proxy_pass http://api_h1; proxy_http_version 1.1; proxy_set_header Connection ""; } }
