@@ -7,6 +7,7 @@ import { UserPostService } from "../src/gen/bazbii/post/v1/user_post_service_pb.
 import { ErrorInfoSchema, QuotaFailureSchema, RetryInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
 import { detailOf } from "./helpers/details.js";
 import { startFakeUpstream } from "./helpers/fake-upstream.js";
+import { relayPaths } from "./helpers/relay-paths.js";
 import { type System, startGatewayFor, startSystem } from "./helpers/system.js";
 import { TcpProxy } from "./helpers/tcp-proxy.js";
 import { callWire, closeGrpcClients, type Outcome } from "./helpers/wire-clients.js";
@@ -125,79 +126,87 @@ describe("rate limiting", () => {
 });
 
 describe("circuit breaker", () => {
-  it("opens after consecutive unavailable answers, fails fast while open, and closes after a successful probe", async () => {
-    let healthy = false;
-    const peer = await startFakeUpstream((stream) => {
-      if (healthy) {
-        stream.respond({ ":status": 200, "content-type": "application/proto" });
-        stream.end(); // an empty GetHeatmapResponse
-      } else {
-        stream.respond({ ":status": 503, "content-type": "text/html" });
-        stream.end("<h1>503</h1>");
-      }
-    });
-    cleanups.push(() => peer.close());
-    const g = await startGatewayFor(peer.url, { breaker: { consecutiveFailures: 3, halfOpenAfterMs: 400 } });
-    cleanups.push(() => g.gateway.close(0));
-    const call = () => callWire("grpc-web", g.gateway.url, HeatmapService.method.getHeatmap, { h3Res: 1 });
+  it.each(relayPaths)(
+    "opens after consecutive unavailable answers, fails fast while open, and closes after a successful probe ($name)",
+    async (path) => {
+      let healthy = false;
+      const peer = await startFakeUpstream((stream) => {
+        if (healthy) {
+          stream.respond({ ":status": 200, "content-type": "application/proto" });
+          stream.end(); // an empty response message
+        } else {
+          stream.respond({ ":status": 503, "content-type": "text/html" });
+          stream.end("<h1>503</h1>");
+        }
+      });
+      cleanups.push(() => peer.close());
+      const g = await startGatewayFor(peer.url, { breaker: { consecutiveFailures: 3, halfOpenAfterMs: 400 } });
+      cleanups.push(() => g.gateway.close(0));
+      const call = () => path.call("connect-binary", g.gateway.url);
 
-    for (let i = 0; i < 3; i++) expect(reasonOf(await call())).toBe("UPSTREAM_UNAVAILABLE");
-    const fast = await call();
-    expect(fast).toMatchObject({ ok: false, code: "unavailable" });
-    expect(reasonOf(fast)).toBe("CIRCUIT_OPEN");
-    expect(retryDelayMs(fast)).toBeLessThanOrEqual(400);
-    expect(peer.requests).toHaveLength(3); // the open circuit did not call the upstream
-    expect(g.logs.withLogId("GW_003")).toHaveLength(1);
-    expect(await (await fetch(`${g.gateway.url}/metrics`)).text()).toMatch(
-      /^bazbii_circuit_breaker_state\{[^}]*\} 1$/m,
-    );
+      for (let i = 0; i < 3; i++) expect(reasonOf(await call())).toBe("UPSTREAM_UNAVAILABLE");
+      const fast = await call();
+      expect(fast).toMatchObject({ ok: false, code: "unavailable" });
+      expect(reasonOf(fast)).toBe("CIRCUIT_OPEN");
+      expect(retryDelayMs(fast)).toBeLessThanOrEqual(400);
+      expect(peer.requests).toHaveLength(3); // the open circuit did not call the upstream
+      expect(g.logs.withLogId("GW_003")).toHaveLength(1);
+      expect(await (await fetch(`${g.gateway.url}/metrics`)).text()).toMatch(
+        /^bazbii_circuit_breaker_state\{[^}]*\} 1$/m,
+      );
 
-    healthy = true;
-    await sleep((retryDelayMs(fast) ?? 400) + 50); // the half-open time the gateway announced
-    expect(await call()).toMatchObject({ ok: true });
-    expect(g.logs.withLogId("GW_004")).toHaveLength(1);
-    expect(g.logs.withLogId("GW_005")).toHaveLength(1);
-    expect(await call()).toMatchObject({ ok: true });
-    expect(await (await fetch(`${g.gateway.url}/metrics`)).text()).toMatch(
-      /^bazbii_circuit_breaker_state\{[^}]*\} 0$/m,
-    );
-  });
+      healthy = true;
+      await sleep((retryDelayMs(fast) ?? 400) + 50); // the half-open time the gateway announced
+      expect(await call()).toMatchObject({ ok: true });
+      expect(g.logs.withLogId("GW_004")).toHaveLength(1);
+      expect(g.logs.withLogId("GW_005")).toHaveLength(1);
+      expect(await call()).toMatchObject({ ok: true });
+      expect(await (await fetch(`${g.gateway.url}/metrics`)).text()).toMatch(
+        /^bazbii_circuit_breaker_state\{[^}]*\} 0$/m,
+      );
+    },
+  );
 });
 
 describe("deadlines", () => {
-  it("clamps a caller's deadline to MAX_TIMEOUT_MS and gives calls without one DEFAULT_TIMEOUT_MS", async () => {
-    const peer = await startFakeUpstream((stream) => {
-      stream.respond({ ":status": 200, "content-type": "application/proto" });
-      stream.end();
-    });
-    cleanups.push(() => peer.close());
-    const g = await startGatewayFor(peer.url, { maxTimeoutMs: 2_000, defaultTimeoutMs: 700 });
-    cleanups.push(() => g.gateway.close(0));
-    await callWire(
-      "connect-json",
-      g.gateway.url,
-      HeatmapService.method.getHeatmap,
-      { h3Res: 1 },
-      { timeoutMs: 60_000 },
-    );
-    await callWire("connect-json", g.gateway.url, HeatmapService.method.getHeatmap, { h3Res: 1 });
-    const [clamped, defaulted] = peer.requests.map((h) => Number(h["connect-timeout-ms"]));
-    expect(clamped).toBeGreaterThan(1_900);
-    expect(clamped).toBeLessThanOrEqual(2_000);
-    expect(defaulted).toBeGreaterThan(600);
-    expect(defaulted).toBeLessThanOrEqual(700);
-  });
+  it.each(relayPaths)(
+    "clamps a caller's deadline to MAX_TIMEOUT_MS and gives calls without one DEFAULT_TIMEOUT_MS ($name)",
+    async (path) => {
+      const peer = await startFakeUpstream((stream) => {
+        stream.respond({ ":status": 200, "content-type": "application/proto" });
+        stream.end();
+      });
+      cleanups.push(() => peer.close());
+      const g = await startGatewayFor(peer.url, { maxTimeoutMs: 2_000, defaultTimeoutMs: 700 });
+      cleanups.push(() => g.gateway.close(0));
+      await path.call("connect-binary", g.gateway.url, { timeoutMs: 60_000 });
+      await path.call("connect-binary", g.gateway.url);
+      const [clamped, defaulted] = peer.requests.map((h) => Number(h["connect-timeout-ms"]));
+      expect(clamped).toBeGreaterThan(1_900);
+      expect(clamped).toBeLessThanOrEqual(2_000);
+      expect(defaulted).toBeGreaterThan(600);
+      expect(defaulted).toBeLessThanOrEqual(700);
+    },
+  );
 });
 
 describe("limits", () => {
-  it("refuses a message larger than MAX_REQUEST_BYTES with resource_exhausted", async () => {
-    const s = await system({ gateway: { limits: { ...(await defaultLimits()), maxRequestBytes: 1024 } } });
-    const outcome = await callWire("connect-binary", s.gateway.url, HeatmapService.method.getHeatmap, {
-      h3Res: 1,
-      within: "x".repeat(5000),
-    });
-    expect(outcome).toMatchObject({ ok: false, code: "resource_exhausted" });
-  });
+  it.each(relayPaths)(
+    "refuses a message larger than MAX_REQUEST_BYTES with resource_exhausted ($name)",
+    async (path) => {
+      const s = await system({ gateway: { limits: { ...(await defaultLimits()), maxRequestBytes: 1024 } } });
+      // connect-web announces the body's length; grpc-js streams it without one.
+      for (const protocol of ["connect-binary", "grpc"] as const) {
+        const outcome = await path.call(protocol, s.gateway.url, {}, 5000);
+        expect({ protocol, ...outcome }).toMatchObject({ protocol, ok: false, code: "resource_exhausted" });
+        expect(reasonOf(outcome)).toBe("PROTOCOL_ERROR");
+      }
+      // Under the limit, the message reaches the API server, which answers for its content.
+      const within = await path.call("grpc", s.gateway.url, {}, 500);
+      expect(within.ok ? "ok" : within.code).not.toBe("resource_exhausted");
+      expect(reasonOf(within)).not.toBe("PROTOCOL_ERROR");
+    },
+  );
 
   it("closes a connection that sends no bytes, or half a header, within the headers timeout", async () => {
     const s = await system({ gateway: { limits: { ...(await defaultLimits()), headersTimeoutMs: 300 } } });

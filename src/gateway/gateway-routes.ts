@@ -1,10 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { DescMessage, DescMethodUnary } from "@bufbuild/protobuf";
-import { ConnectError, type ConnectRouter, createContextKey, createContextValues } from "@connectrpc/connect";
+import { type ConnectRouter, createContextKey, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { errorCatalog } from "../shared/errors/catalog.js";
 import { detailProtocolErrors } from "../shared/errors/protocol-errors.js";
-import { logMessageFor, publicError, reasonOf } from "../shared/errors/public-error.js";
+import { logMessageFor, reasonOf } from "../shared/errors/public-error.js";
 import { createHealthService, Health, type Readiness } from "../shared/health.js";
 import type { RequestListener } from "../shared/http/dual-protocol-server.js";
 import { servePlainRoutes } from "../shared/http/plain-routes.js";
@@ -13,11 +12,13 @@ import type { Logger } from "../shared/logging/logger.js";
 import { createMetricsInterceptor } from "../shared/metrics/metrics-interceptor.js";
 import type { ProtectionMetrics } from "../shared/metrics/protection-metrics.js";
 import type { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
-import { openRequestContext, setActor } from "../shared/request-context.js";
+import { openRequestContext } from "../shared/request-context.js";
 import type { Authenticate } from "./auth.js";
-import { needsToken, relayedServices } from "./method-policy.js";
+import { createByteRelay } from "./byte-relay.js";
+import { relayedServices } from "./method-policy.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { createRelay, type RelayPolicy } from "./relay.js";
+import { createRequestGate } from "./request-gate.js";
 import type { Upstream } from "./upstream.js";
 
 export interface GatewayRoutesDeps {
@@ -38,10 +39,15 @@ export interface GatewayRoutesDeps {
 /** The client's address, for the rate limits of anonymous calls. */
 const clientAddressKey = createContextKey("unknown", { description: "client address" });
 
-/** The gateway's request handler: Connect, gRPC and gRPC-Web for every relayed method, plus health. */
+/**
+ * The gateway's request handler: Connect, gRPC and gRPC-Web for every relayed
+ * method, plus health. Most calls take the byte relay; the rest (calls whose
+ * message the gateway checks, and every other form of request) are served by
+ * connect-es, which decodes them. Both pass the same request gate.
+ */
 export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener {
-  let inFlight = 0;
-  return connectNodeAdapter({
+  const gate = createRequestGate(deps);
+  const decodingRoutes = connectNodeAdapter({
     routes(router: ConnectRouter) {
       for (const service of relayedServices) {
         for (const method of service.methods) {
@@ -54,40 +60,27 @@ export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener 
     },
     contextValues: (req) => createContextValues().set(clientAddressKey, req.socket?.remoteAddress ?? "unknown"),
     readMaxBytes: deps.maxRequestBytes,
-    // Runs before the request body is read: a call that is shed, has no valid
-    // token or is over its rate limit costs neither a body read nor an upstream call.
+    // Runs before the request body is read.
     async requestGate(ctx) {
       const rc = openRequestContext(ctx, deps.log);
       detailProtocolErrors(ctx, rc, (err) => {
         logMessageFor(err, "gateway", logmsg.RequestRejected.id).emitError(rc.log, err, { reason: reasonOf(err) });
       });
-      try {
-        if (inFlight >= deps.maxInFlight) {
-          deps.protection.loadShed(ctx.service.typeName, ctx.method.name);
-          throw publicError(errorCatalog.OVERLOADED, rc, { params: { maxInFlight: String(deps.maxInFlight) } });
-        }
-        // The handler context is aborted when the call is over, whichever way it ends.
-        inFlight++;
-        ctx.signal.addEventListener("abort", () => inFlight--, { once: true });
-        const actorId = await deps.authenticate(ctx.requestHeader.get("authorization"), rc);
-        if (actorId !== undefined) setActor(rc, actorId);
-        else if (needsToken(ctx.method)) throw publicError(errorCatalog.ACTOR_MISSING, rc);
-        const subject = actorId !== undefined ? `actor:${actorId}` : `client:${ctx.values.get(clientAddressKey)}`;
-        await deps.rateLimiter.consume(ctx.method, subject, rc);
-      } catch (err) {
-        const reason = reasonOf(err);
-        logMessageFor(err, "gateway", logmsg.RequestRejected.id).emitError(rc.log, err, { reason });
-        deps.metrics.serverCall(
-          { service: ctx.service.typeName, method: ctx.method.name },
-          { code: ConnectError.from(err).code, errorType: reason ?? "" },
-          (performance.now() - rc.startedAt) / 1000,
-        );
-        throw err;
-      }
+      const admitted = await gate(
+        {
+          method: ctx.method,
+          authorization: ctx.requestHeader.get("authorization"),
+          clientAddress: ctx.values.get(clientAddressKey),
+        },
+        rc,
+      );
+      // The handler context is aborted when the call is over, whichever way it ends.
+      ctx.signal.addEventListener("abort", () => admitted.release(), { once: true });
     },
     interceptors: [createMetricsInterceptor(deps.metrics)],
     fallback: (req, res) => {
       if (!deps.webApp(req as IncomingMessage, res as unknown as ServerResponse)) servePlainRoutes(req, res, deps);
     },
   }) as RequestListener;
+  return createByteRelay({ ...deps, gate }, decodingRoutes);
 }

@@ -16,6 +16,14 @@ export function needsToken(method: DescMethod): boolean {
 }
 
 /**
+ * Methods whose request message the gateway reads (for validateBeforeUpstream);
+ * the byte relay passes every other call on without decoding it.
+ */
+export function inspectsMessage(method: DescMethod): boolean {
+  return method === HeatmapService.method.getHeatmap;
+}
+
+/**
  * Checks the gateway can make before any upstream call, with the very error
  * the API server would give, so a bad request costs no upstream round trip.
  */

@@ -30,8 +30,13 @@ export interface DeadlinePolicy {
   readonly maxTimeoutMs: number;
 }
 
-/** Caller headers the API server needs; nothing else is passed on. */
+/** Caller headers the API server needs (beyond the protocol's own); nothing else is passed on. */
 const FORWARDED_HEADERS: readonly string[] = ["accept-language", "grpc-previous-rpc-attempts"];
+
+/** The caller headers passed on to the API server, fault requests included where they are honoured. */
+export function forwardedHeaders(faultInjection: boolean): readonly string[] {
+  return faultInjection ? [...FORWARDED_HEADERS, ...FAULT_HEADER_NAMES] : FORWARDED_HEADERS;
+}
 
 function upstreamHeaders(rc: RequestContext, requestHeader: Headers, forwarded: readonly string[]): Headers {
   const headers = new Headers();
@@ -57,7 +62,7 @@ export function createRelay<I extends DescMessage, O extends DescMessage>(
   metrics: RpcMetrics,
 ): (req: MessageShape<I>, ctx: HandlerContext) => Promise<MessageShape<O>> {
   const fields = { service: method.parent.typeName, method: method.name };
-  const forwarded = faultInjection ? [...FORWARDED_HEADERS, ...FAULT_HEADER_NAMES] : FORWARDED_HEADERS;
+  const forwarded = forwardedHeaders(faultInjection);
   return async (req, ctx) => {
     const rc = requestContextOf(ctx.values);
     try {
@@ -74,7 +79,10 @@ export function createRelay<I extends DescMessage, O extends DescMessage>(
       try {
         return await upstream.call(method, req, { signal: ctx.signal, timeoutMs, headers });
       } catch (thrown) {
-        throw fromUpstreamFailure(thrown, rc, { timeoutMs, callerSignal: ctx.signal });
+        throw fromUpstreamFailure(thrown, rc, {
+          timeoutMs,
+          callerEnded: ctx.signal.aborted ? ctx.signal.reason : undefined,
+        });
       }
     };
     try {

@@ -20,8 +20,8 @@ const HTTP_STATUS_ONLY = /^HTTP (\d{3})$/;
 
 export interface UpstreamCallInfo {
   readonly timeoutMs: number;
-  /** The caller's own signal: aborted when the caller went away or its deadline passed. */
-  readonly callerSignal: AbortSignal;
+  /** Why the caller's side ended (it went away, or its own deadline passed), if it did. */
+  readonly callerEnded: unknown;
 }
 
 /**
@@ -35,9 +35,8 @@ export function fromUpstreamFailure(thrown: unknown, rc: RequestContext, call: U
   const err = ConnectError.from(thrown);
   if (err.isWireError) return relayed(err);
 
-  if (call.callerSignal.aborted) {
-    const spec =
-      ConnectError.from(call.callerSignal.reason).code === Code.DeadlineExceeded ? c.DEADLINE_EXCEEDED : c.CANCELED;
+  if (call.callerEnded !== undefined) {
+    const spec = ConnectError.from(call.callerEnded).code === Code.DeadlineExceeded ? c.DEADLINE_EXCEEDED : c.CANCELED;
     return publicError(spec, rc, { cause: err });
   }
   if (err.code === Code.DeadlineExceeded) {
@@ -47,7 +46,7 @@ export function fromUpstreamFailure(thrown: unknown, rc: RequestContext, call: U
   if (nodeCodes.some((code) => NOT_SENT.has(code))) return publicError(c.UPSTREAM_UNREACHABLE, rc, { cause: err });
 
   const httpStatus = HTTP_STATUS_ONLY.exec(err.rawMessage)?.[1];
-  if (httpStatus !== undefined) return fromHttpStatus(Number(httpStatus), err, rc);
+  if (httpStatus !== undefined) return fromHttpStatus(Number(httpStatus), err.metadata.get("retry-after"), rc, err);
 
   if (
     nodeCodes.length > 0 ||
@@ -59,13 +58,24 @@ export function fromUpstreamFailure(thrown: unknown, rc: RequestContext, call: U
     // failed after the request may have reached the server.
     return publicError(c.UPSTREAM_CONNECTION_LOST, rc, { cause: err });
   }
-  // A 200 with a body that does not decode, a wrong content type, no grpc-status:
-  // the peer does not speak the protocol.
-  return publicError(c.UPSTREAM_PROTOCOL_ERROR, rc, { cause: err });
+  return upstreamProtocolError(rc, err);
+}
+
+/**
+ * A 200 with a body that does not decode, a wrong content type, no grpc-status:
+ * the peer does not speak the protocol.
+ */
+export function upstreamProtocolError(rc: RequestContext, cause: unknown): ConnectError {
+  return publicError(c.UPSTREAM_PROTOCOL_ERROR, rc, { cause });
 }
 
 /** The HTTP status table of ERROR-MODEL.md, for answers that carry no RPC status. */
-function fromHttpStatus(status: number, err: ConnectError, rc: RequestContext): ConnectError {
+export function fromHttpStatus(
+  status: number,
+  retryAfter: string | null | undefined,
+  rc: RequestContext,
+  cause: unknown,
+): ConnectError {
   let spec: ErrorSpec;
   switch (status) {
     case 400:
@@ -89,10 +99,10 @@ function fromHttpStatus(status: number, err: ConnectError, rc: RequestContext): 
     default:
       spec = c.UPSTREAM_HTTP_ERROR;
   }
-  const retryAfterMs = parseRetryAfter(err.metadata.get("retry-after"));
+  const retryAfterMs = parseRetryAfter(retryAfter ?? null);
   return publicError(spec, rc, {
     params: { httpStatus: String(status) },
-    cause: err,
+    cause,
     ...(retryAfterMs === undefined ? {} : { retryDelayMs: retryAfterMs }),
   });
 }

@@ -1,3 +1,4 @@
+import * as http2 from "node:http2";
 import type { DescMessage, DescMethodUnary, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -7,7 +8,7 @@ export type UpstreamProtocol = "connect" | "grpc";
 export interface UpstreamConfig {
   /** Where the API server listens, e.g. http://127.0.0.1:8081 (h2c). */
   readonly baseUrl: string;
-  /** Connect (binary) or gRPC, both over one multiplexed HTTP/2 connection. */
+  /** Protocol of the calls the gateway decodes itself (see byte-relay.ts for the others). */
   readonly protocol: UpstreamProtocol;
 }
 
@@ -17,17 +18,39 @@ export interface UpstreamCallOptions {
   readonly headers: Headers;
 }
 
+/** A whole unary answer as the API server sent it: nothing decoded. */
+export interface UpstreamAnswer {
+  readonly status: number;
+  readonly headers: http2.IncomingHttpHeaders;
+  readonly body: Buffer;
+  /** HTTP/2 trailers, when the answer had any (gRPC). */
+  readonly trailers: http2.IncomingHttpHeaders | undefined;
+}
+
 /** The API server, seen from the gateway: unary calls over one h2c session. */
 export interface Upstream {
+  /** A call through connect-es: the message encoded in the configured protocol. */
   call<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
     input: MessageInitShape<I>,
     options: UpstreamCallOptions,
   ): Promise<MessageShape<O>>;
+  /**
+   * One POST of bytes already encoded by the caller, and its whole answer.
+   * Rejects with the transport's error (refused, reset, aborted by `signal`).
+   */
+  exchange(
+    path: string,
+    headers: http2.OutgoingHttpHeaders,
+    body: Buffer,
+    signal: AbortSignal,
+  ): Promise<UpstreamAnswer>;
   close(): void;
 }
 
 export function createUpstream(config: UpstreamConfig): Upstream {
+  // One session manager for both kinds of call: one connection, kept alive with
+  // PINGs and re-opened when it fails.
   const sessionManager = new Http2SessionManager(config.baseUrl);
   const options = { baseUrl: config.baseUrl, httpVersion: "2" as const, sessionManager };
   const transport: Transport =
@@ -39,8 +62,64 @@ export function createUpstream(config: UpstreamConfig): Upstream {
       const response = await transport.unary(method, signal, timeoutMs, headers, input);
       return response.message;
     },
+    async exchange(path, headers, body, signal) {
+      signal.throwIfAborted();
+      const stream = await sessionManager.request("POST", path, headers, {});
+      return readAnswer(stream, body, signal, () => sessionManager.notifyResponseByteRead(stream));
+    },
     close() {
       sessionManager.abort();
     },
   };
+}
+
+function readAnswer(
+  stream: http2.ClientHttp2Stream,
+  body: Buffer,
+  signal: AbortSignal,
+  onBytesRead: () => void,
+): Promise<UpstreamAnswer> {
+  return new Promise((resolve, reject) => {
+    let headers: http2.IncomingHttpHeaders | undefined;
+    let trailers: http2.IncomingHttpHeaders | undefined;
+    const chunks: Buffer[] = [];
+    let failure: unknown;
+    // gRPC's mapping of a cancelled call (PROTOCOL-HTTP2.md "Errors"): RST_STREAM CANCEL.
+    const cancel = (): void => {
+      failure = signal.reason;
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+    };
+    signal.addEventListener("abort", cancel, { once: true });
+    stream.on("response", (h) => {
+      headers = h;
+    });
+    stream.on("trailers", (t) => {
+      trailers = t;
+    });
+    stream.on("data", (chunk: Buffer) => {
+      chunks.push(chunk);
+      onBytesRead();
+    });
+    stream.on("error", (err) => {
+      failure ??= err;
+    });
+    stream.on("close", () => {
+      signal.removeEventListener("abort", cancel);
+      if (failure === undefined && headers !== undefined && stream.readableEnded) {
+        const status = Number(headers[":status"]);
+        const all = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+        resolve({ status, headers, body: all, trailers });
+        return;
+      }
+      reject(failure ?? streamClosed(stream.rstCode));
+    });
+    stream.end(body);
+  });
+}
+
+/** A stream that closed before its answer was complete, as Node names it. */
+function streamClosed(rstCode: number): Error {
+  return Object.assign(new Error(`HTTP/2 stream closed before the answer was complete (RST_STREAM ${rstCode})`), {
+    code: "ERR_HTTP2_STREAM_ERROR",
+  });
 }

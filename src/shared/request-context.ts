@@ -88,17 +88,31 @@ export function acceptRequestId(header: string | null): string {
  * logger made.
  */
 export function openRequestContext(ctx: HandlerContext, baseLog: Logger): RequestContext {
-  const requestId = acceptRequestId(ctx.requestHeader.get(REQUEST_ID_HEADER));
-  ctx.responseHeader.set(REQUEST_ID_HEADER, requestId);
-  const rc = new OpenRequest(
-    baseLog,
-    requestId,
-    `${ctx.service.typeName}/${ctx.method.name}`,
-    continueTrace(ctx.requestHeader.get(TRACEPARENT_HEADER)),
-    negotiateLocale(ctx.requestHeader.get("accept-language")),
+  const rc = newRequestContext(baseLog, `${ctx.service.typeName}/${ctx.method.name}`, (name) =>
+    ctx.requestHeader.get(name),
   );
+  ctx.responseHeader.set(REQUEST_ID_HEADER, rc.requestId);
   ctx.values.set(requestContextKey, rc);
   return rc;
+}
+
+/**
+ * A request context from the request's headers alone, for code that serves a
+ * call without connect-es's handler context (the gateway's byte relay). The
+ * caller echoes the request id.
+ */
+export function newRequestContext(
+  baseLog: Logger,
+  rpcMethod: string,
+  header: (name: string) => string | null,
+): RequestContext {
+  return new OpenRequest(
+    baseLog,
+    acceptRequestId(header(REQUEST_ID_HEADER)),
+    rpcMethod,
+    continueTrace(header(TRACEPARENT_HEADER)),
+    negotiateLocale(header("accept-language")),
+  );
 }
 
 /** Records who is acting, in the context and on every later log line. */

@@ -23,18 +23,24 @@ export function detailProtocolErrors(
     () => {
       const err: unknown = ctx.signal.reason;
       if (!(err instanceof ConnectError) || reasonOf(err) !== undefined) return;
-      const spec =
-        err.code === Code.InvalidArgument
-          ? errorCatalog.PROTOCOL_ERROR
-          : { ...errorCatalog.PROTOCOL_ERROR, code: err.code, badRequest: undefined };
       // connect-es names the field it could not decode: "cannot decode field pkg.Message.h3_res from JSON".
       const field = /cannot decode field [\w.]+\.(\w+) from/.exec(err.rawMessage)?.[1] ?? "";
-      const described = publicError(spec as typeof errorCatalog.PROTOCOL_ERROR, rc, {
-        params: { detail: err.rawMessage, field },
-      });
-      err.details.push(...described.details);
+      err.details.push(...protocolError(err.code, err.rawMessage, rc, field).details);
       report(err);
     },
     { once: true },
   );
+}
+
+/**
+ * The public error for a request that breaks the protocol's rules (PROTOCOL_ERROR,
+ * with the code the rule calls for: a message over the size limit is
+ * resource_exhausted); BadRequest names `field` for invalid_argument only.
+ */
+export function protocolError(code: Code, detail: string, rc: RequestContext, field = ""): ConnectError {
+  const spec =
+    code === Code.InvalidArgument
+      ? errorCatalog.PROTOCOL_ERROR
+      : { ...errorCatalog.PROTOCOL_ERROR, code, badRequest: undefined };
+  return publicError(spec as typeof errorCatalog.PROTOCOL_ERROR, rc, { params: { detail, field } });
 }

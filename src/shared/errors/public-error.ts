@@ -99,7 +99,14 @@ export function publicError(spec: ErrorSpec, ctx: ErrorContext, options: PublicE
  * errors keep theirs (and their causes keep their own).
  */
 export function withoutStack<T>(code: Code, build: () => T): T {
-  if (codeTable[code].errorClass !== "client") return build();
+  return codeTable[code].errorClass === "client" ? stackless(build) : build();
+}
+
+/**
+ * Builds errors without capturing stack traces: for errors decoded from the
+ * wire, whose stack would only show the decoder.
+ */
+export function stackless<T>(build: () => T): T {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {

@@ -79,6 +79,7 @@ export const logmsg = {
   CircuitOpened: new LogMessage("GW_003", "warn", "Circuit breaker opened", "gateway"),
   CircuitHalfOpen: new LogMessage("GW_004", "info", "Circuit breaker half-open", "gateway"),
   CircuitClosed: new LogMessage("GW_005", "info", "Circuit breaker closed", "gateway"),
+  RelayFailed: new LogMessage("GW_006", "error", "Gateway relay failed unexpectedly", "gateway"),
 } as const;
 
 export type LogId = (typeof logmsg)[keyof typeof logmsg]["id"];

@@ -1,0 +1,45 @@
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
+import {
+  contentTypeJson,
+  contentTypeProto,
+  parseContentType,
+  parseTimeout,
+  setTrailerStatus,
+  trailerFlag,
+  trailerParse,
+  trailerSerialize,
+} from "@connectrpc/connect/protocol-grpc-web";
+import { upstreamProtocolError } from "../upstream-errors.js";
+import { checkEnvelopedAnswer, splitEnvelopes } from "./grpc.js";
+import { grpcStatusOf } from "./grpc-status.js";
+import type { WireProtocol } from "./wire-protocol.js";
+
+/** gRPC-Web (binary or JSON, not base64 text): the trailers travel as the body's last envelope. */
+export const grpcWeb = {
+  accepts: (contentType: string) => parseContentType(contentType)?.text === false,
+  envelopeBytes: 5,
+  timeoutHeader: "grpc-timeout",
+  parseTimeout(value) {
+    const { timeoutMs, error } = parseTimeout(value, Number.MAX_SAFE_INTEGER);
+    return error ?? timeoutMs;
+  },
+  formatTimeout: (ms) => `${ms}m`,
+  protocolHeaders: ["content-type", "grpc-encoding", "x-grpc-web"],
+
+  readAnswer(answer, contentType, rc) {
+    checkEnvelopedAnswer(answer, parseContentType, contentType, rc);
+    if (answer.headers["grpc-status"] !== undefined) return grpcStatusOf(answer.headers, rc); // trailers-only
+    const envelopes = splitEnvelopes(answer.body);
+    const last = envelopes?.at(-1);
+    if (last === undefined || (last.flags & trailerFlag) !== trailerFlag) {
+      throw upstreamProtocolError(rc, new Error("a gRPC-Web answer without a trailer envelope"));
+    }
+    return grpcStatusOf(trailerParse(last.data), rc);
+  },
+
+  errorResponse(err, contentType) {
+    const binary = parseContentType(contentType)?.binary !== false;
+    const body = encodeEnvelope(trailerFlag, trailerSerialize(setTrailerStatus(new Headers(), err)));
+    return { status: 200, headers: { "content-type": binary ? contentTypeProto : contentTypeJson }, body };
+  },
+} satisfies WireProtocol & { accepts(contentType: string): boolean };
