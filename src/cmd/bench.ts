@@ -53,12 +53,15 @@ async function waitHealthy(url: string): Promise<void> {
 }
 
 /**
- * Runs a server as `npm start` does: an 8 MB young generation and two malloc
- * arenas keep the gateway's memory bounded under many connections at no
- * measured cost in throughput (bench/README.md).
+ * The Node flags `npm start` runs with (package.json's config.node_flags): a
+ * small young generation and slow old-generation growth keep the gateway's
+ * memory bounded under many connections (bench/README.md).
  */
+const nodeFlags: string[] = JSON.parse(await readFile("package.json", "utf8")).config.node_flags.split(" ");
+
+/** Runs a server as `npm start` does, with two malloc arenas like it. */
 function start(script: string, env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, ["--max-semi-space-size=8", `dist/cmd/${script}.js`], {
+  return spawn(process.execPath, [...nodeFlags, `dist/cmd/${script}.js`], {
     env: { PATH: process.env.PATH ?? "", MALLOC_ARENA_MAX: "2", ...env },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -213,6 +216,10 @@ http {
     const notFound = await measure(
       connectJson("connect-json Get not_found, gateway", `${gateway}${path}`, { id: "missing" }),
     );
+    // The API server's own error path, for scale: the gateway cannot be cheaper than it.
+    const notFoundDirect = await measure(
+      connectJson("connect-json Get not_found, direct", `${api}${path}`, { id: "missing" }),
+    );
     const rejected = await measure(
       connectJson("connect-json GetHeatmap h3_res 16, gateway", `${gateway}/bazbii.feed.v1.HeatmapService/GetHeatmap`, {
         h3Res: 16,
@@ -256,6 +263,7 @@ http {
       gatewayOverNginxGrpc: gatewayGrpc.rps / nginxGrpc.rps,
       nginxOverDirectConnectJson: nginxJson.rps / directJson.rps,
       errorOverSuccessNotFound: notFound.rps / gatewayJson.rps,
+      errorOverSuccessDirect: notFoundDirect.rps / directJson.rps,
       errorOverSuccessRejected: rejected.rps / gatewayJson.rps,
       addedP50Ms: gatewayAtRate.p50Ms - directAtRate.p50Ms,
       addedP99Ms: gatewayAtRate.p99Ms - directAtRate.p99Ms,

@@ -38,7 +38,11 @@ export interface GatewayConfig {
 export const gatewayEnv = {
   GATEWAY_PORT: port({ default: 8080, desc: "public port: Connect, gRPC and gRPC-Web, HTTP/1.1 and h2c" }),
   API_URL: url({ default: "http://127.0.0.1:8081", desc: "where the gateway finds the API server (h2c)" }),
-  UPSTREAM_PROTOCOL: str({ choices: ["connect", "grpc"], default: "connect", desc: "protocol of upstream calls" }),
+  UPSTREAM_PROTOCOL: str({
+    choices: ["connect", "grpc"],
+    default: "connect",
+    desc: "protocol of the upstream calls the gateway decodes itself (GetHeatmap, Connect GET, gRPC-Web text); every other call goes on in the caller's own protocol, as its bytes",
+  }),
   AUTH_JWT_SECRET: str({
     default: DEVELOPMENT_JWT_SECRET,
     desc: "HS256 secret of bearer tokens; the development default is refused when NODE_ENV=production",
