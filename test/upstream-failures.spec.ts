@@ -6,7 +6,7 @@ import { GetRequestSchema, UserPostService } from "../src/gen/bazbii/post/v1/use
 import { ErrorInfoSchema, RetryInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
 import { detailOf } from "./helpers/details.js";
 import { startFakeUpstream } from "./helpers/fake-upstream.js";
-import { relayPaths } from "./helpers/relay-paths.js";
+import { type RelayPath, relayPaths } from "./helpers/relay-paths.js";
 import { startGatewayFor, startSystem } from "./helpers/system.js";
 import { callWire, closeGrpcClients, type Outcome, protocols } from "./helpers/wire-clients.js";
 
@@ -19,6 +19,14 @@ afterEach(async () => {
 function failure(outcome: Outcome) {
   if (outcome.ok) throw new Error("expected the call to fail");
   return { ...outcome, reason: detailOf(outcome.details, ErrorInfoSchema)?.reason };
+}
+
+/** Calls `path` in every protocol, each expected to fail with `code` and `reason`. */
+async function expectEveryProtocolToFail(path: RelayPath, url: string, code: string, reason: string): Promise<void> {
+  for (const protocol of protocols) {
+    const outcome = failure(await path.call(protocol, url));
+    expect({ protocol, code: outcome.code, reason: outcome.reason }).toEqual({ protocol, code, reason });
+  }
 }
 
 describe("when the API server is down", () => {
@@ -192,14 +200,7 @@ describe("against a misbehaving upstream peer", () => {
       cleanups.push(() => peer.close());
       const { gateway } = await startGatewayFor(peer.url);
       cleanups.push(() => gateway.close(0));
-      for (const protocol of protocols) {
-        const outcome = failure(await path.call(protocol, gateway.url));
-        expect({ protocol, code: outcome.code, reason: outcome.reason }).toEqual({
-          protocol,
-          code: "unavailable",
-          reason: "UPSTREAM_CONNECTION_LOST",
-        });
-      }
+      await expectEveryProtocolToFail(path, gateway.url, "unavailable", "UPSTREAM_CONNECTION_LOST");
     },
   );
 });
@@ -259,14 +260,7 @@ describe("answers without an RPC status, from a proxy or a broken peer", () => {
     cleanups.push(() => peer.close());
     const { gateway } = await startGatewayFor(peer.url);
     cleanups.push(() => gateway.close(0));
-    for (const protocol of protocols) {
-      const outcome = failure(await path.call(protocol, gateway.url));
-      expect({ protocol, code: outcome.code, reason: outcome.reason }).toEqual({
-        protocol,
-        code: "internal",
-        reason: "UPSTREAM_PROTOCOL_ERROR",
-      });
-    }
+    await expectEveryProtocolToFail(path, gateway.url, "internal", "UPSTREAM_PROTOCOL_ERROR");
   });
 
   it.each(relayPaths)("a gRPC response that ends without grpc-status becomes internal ($name)", async (path) => {
@@ -277,14 +271,7 @@ describe("answers without an RPC status, from a proxy or a broken peer", () => {
     cleanups.push(() => peer.close());
     const { gateway } = await startGatewayFor(peer.url, { upstreamProtocol: "grpc" });
     cleanups.push(() => gateway.close(0));
-    for (const protocol of protocols) {
-      const outcome = failure(await path.call(protocol, gateway.url));
-      expect({ protocol, code: outcome.code, reason: outcome.reason }).toEqual({
-        protocol,
-        code: "internal",
-        reason: "UPSTREAM_PROTOCOL_ERROR",
-      });
-    }
+    await expectEveryProtocolToFail(path, gateway.url, "internal", "UPSTREAM_PROTOCOL_ERROR");
   });
 
   it("relays a real gRPC upstream's errors unchanged (gRPC upstream transport)", async () => {

@@ -6,22 +6,17 @@ import { protocolError } from "../shared/errors/protocol-errors.js";
 import { type ErrorContext, logMessageFor, publicError, reasonOf } from "../shared/errors/public-error.js";
 import { applyFault } from "../shared/fault-injection.js";
 import type { RequestListener } from "../shared/http/dual-protocol-server.js";
+import { headerValue } from "../shared/http/header-value.js";
 import { logmsg } from "../shared/logging/log-catalog.js";
 import type { Logger } from "../shared/logging/logger.js";
 import type { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
-import {
-  ACTOR_ID_HEADER,
-  newRequestContext,
-  REQUEST_ID_HEADER,
-  type RequestContext,
-} from "../shared/request-context.js";
-import { TRACEPARENT_HEADER, traceparentOf } from "../shared/trace-context.js";
+import { newRequestContext, REQUEST_ID_HEADER, type RequestContext } from "../shared/request-context.js";
 import { inspectsMessage, relayedServices } from "./method-policy.js";
-import { forwardedHeaders, type RelayPolicy } from "./relay.js";
-import type { RequestGate } from "./request-gate.js";
+import { forwardedHeaders, type RelayPolicy, vouchedHeaders } from "./relay.js";
+import { clientAddressOf, type RequestGate } from "./request-gate.js";
 import type { Upstream, UpstreamAnswer } from "./upstream.js";
 import { fromUpstreamFailure } from "./upstream-errors.js";
-import { headerValue, type OwnResponse, type WireProtocol, wireProtocolOf } from "./wire/wire-protocol.js";
+import { type OwnResponse, type WireProtocol, wireProtocolOf } from "./wire/wire-protocol.js";
 
 export interface ByteRelayDeps {
   readonly log: Logger;
@@ -114,6 +109,16 @@ interface RelayedCall {
 function relayCall(deps: ByteRelayDeps, forwarded: readonly string[]): (call: RelayedCall) => Promise<void> {
   const { metrics, policy, upstream } = deps;
   const { deadlines, breaker, faultInjection } = policy;
+  // Caller headers passed on per protocol: its own, then the gateway's forwarded ones.
+  const passedOn = new Map<WireProtocol, readonly string[]>();
+  const passedOnFor = (protocol: WireProtocol): readonly string[] => {
+    let names = passedOn.get(protocol);
+    if (names === undefined) {
+      names = [...protocol.protocolHeaders, ...forwarded];
+      passedOn.set(protocol, names);
+    }
+    return names;
+  };
 
   return async ({ req, res, method, protocol, contentType, callerTimeoutMs }) => {
     const header = (name: string) => headerValue(req.headers, name) ?? null;
@@ -144,7 +149,7 @@ function relayCall(deps: ByteRelayDeps, forwarded: readonly string[]): (call: Re
     let admitted: { release(): void } | undefined;
     try {
       admitted = await deps.gate(
-        { method, authorization: header("authorization"), clientAddress: clientAddress(req) },
+        { method, authorization: header("authorization"), clientAddress: clientAddressOf(req) },
         rc,
       );
     } catch (err) {
@@ -168,7 +173,7 @@ function relayCall(deps: ByteRelayDeps, forwarded: readonly string[]): (call: Re
         return;
       }
 
-      const headers = upstreamHeaders(req.headers, protocol, forwarded, rc);
+      const headers: OutgoingHttpHeaders = vouchedHeaders(rc, header, passedOnFor(protocol));
       headers[protocol.timeoutHeader] = protocol.formatTimeout(
         Math.max(1, Math.ceil(rc.startedAt + timeoutMs - performance.now())),
       );
@@ -209,27 +214,6 @@ function relayCall(deps: ByteRelayDeps, forwarded: readonly string[]): (call: Re
   };
 }
 
-/** The request to the API server: the protocol's headers, then only what the gateway vouches for. */
-function upstreamHeaders(
-  caller: IncomingHttpHeaders,
-  protocol: WireProtocol,
-  forwarded: readonly string[],
-  rc: RequestContext,
-): OutgoingHttpHeaders {
-  const headers: OutgoingHttpHeaders = {
-    [REQUEST_ID_HEADER]: rc.requestId,
-    [TRACEPARENT_HEADER]: traceparentOf(rc.trace),
-  };
-  if (rc.actorId !== undefined) headers[ACTOR_ID_HEADER] = rc.actorId;
-  for (const names of [protocol.protocolHeaders, forwarded]) {
-    for (const name of names) {
-      const value = caller[name];
-      if (value !== undefined) headers[name] = value;
-    }
-  }
-  return headers;
-}
-
 /** A unary body, whole; over `limit` bytes it is refused as resource_exhausted. */
 function readBody(req: Request, limit: number, rc: RequestContext): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -258,7 +242,7 @@ function readBody(req: Request, limit: number, rc: RequestContext): Promise<Buff
 function writeAnswer(res: AnyResponse, answer: UpstreamAnswer, rc: RequestContext): void {
   write(res, {
     status: answer.status,
-    headers: pick(answer.headers, rc),
+    headers: { ...pick(answer.headers), [REQUEST_ID_HEADER]: rc.requestId },
     body: answer.body,
     ...(answer.trailers === undefined ? {} : { trailers: pick(answer.trailers) }),
   });
@@ -297,13 +281,12 @@ function write(res: AnyResponse, { status, headers, body, trailers }: OwnRespons
   }
 }
 
-function pick(from: IncomingHttpHeaders, rc?: RequestContext): OutgoingHttpHeaders {
+function pick(from: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   for (const name of ANSWER_HEADERS) {
     const value = headerValue(from, name);
     if (value !== undefined) out[name] = value;
   }
-  if (rc !== undefined) out[REQUEST_ID_HEADER] = rc.requestId;
   return out;
 }
 
@@ -313,8 +296,4 @@ function toHeaders(headers: IncomingHttpHeaders): Headers {
     if (typeof value === "string" && !name.startsWith(":")) out.set(name, value);
   }
   return out;
-}
-
-function clientAddress(req: Request): string {
-  return req.socket?.remoteAddress ?? "unknown";
 }

@@ -18,7 +18,7 @@ import { createByteRelay } from "./byte-relay.js";
 import { relayedServices } from "./method-policy.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { createRelay, type RelayPolicy } from "./relay.js";
-import { createRequestGate } from "./request-gate.js";
+import { clientAddressOf, createRequestGate } from "./request-gate.js";
 import type { Upstream } from "./upstream.js";
 
 export interface GatewayRoutesDeps {
@@ -58,7 +58,7 @@ export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener 
       }
       router.service(Health, createHealthService(deps.readiness, relayedServices));
     },
-    contextValues: (req) => createContextValues().set(clientAddressKey, req.socket?.remoteAddress ?? "unknown"),
+    contextValues: (req) => createContextValues().set(clientAddressKey, clientAddressOf(req)),
     readMaxBytes: deps.maxRequestBytes,
     // Runs before the request body is read.
     async requestGate(ctx) {

@@ -38,14 +38,24 @@ export function forwardedHeaders(faultInjection: boolean): readonly string[] {
   return faultInjection ? [...FORWARDED_HEADERS, ...FAULT_HEADER_NAMES] : FORWARDED_HEADERS;
 }
 
-function upstreamHeaders(rc: RequestContext, requestHeader: Headers, forwarded: readonly string[]): Headers {
-  const headers = new Headers();
-  headers.set(REQUEST_ID_HEADER, rc.requestId);
-  headers.set(TRACEPARENT_HEADER, traceparentOf(rc.trace));
-  if (rc.actorId !== undefined) headers.set(ACTOR_ID_HEADER, rc.actorId);
+/**
+ * The headers of a call to the API server that the gateway vouches for: request
+ * id, trace, the verified actor, and the caller headers in `forwarded`. Both
+ * relay paths use it; nothing else of the caller's is passed on.
+ */
+export function vouchedHeaders(
+  rc: RequestContext,
+  callerHeader: (name: string) => string | null | undefined,
+  forwarded: readonly string[],
+): Record<string, string> {
+  const headers: Record<string, string> = {
+    [REQUEST_ID_HEADER]: rc.requestId,
+    [TRACEPARENT_HEADER]: traceparentOf(rc.trace),
+  };
+  if (rc.actorId !== undefined) headers[ACTOR_ID_HEADER] = rc.actorId;
   for (const name of forwarded) {
-    const value = requestHeader.get(name);
-    if (value !== null) headers.set(name, value);
+    const value = callerHeader(name);
+    if (value !== null && value !== undefined) headers[name] = value;
   }
   return headers;
 }
@@ -74,7 +84,7 @@ export function createRelay<I extends DescMessage, O extends DescMessage>(
     }
     const timeoutMs = Math.min(ctx.timeoutMs() ?? deadlines.defaultTimeoutMs, deadlines.maxTimeoutMs);
     const started = performance.now();
-    const headers = upstreamHeaders(rc, ctx.requestHeader, forwarded);
+    const headers = new Headers(vouchedHeaders(rc, (name) => ctx.requestHeader.get(name), forwarded));
     const call = async () => {
       try {
         return await upstream.call(method, req, { signal: ctx.signal, timeoutMs, headers });

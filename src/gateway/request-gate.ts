@@ -26,6 +26,13 @@ export interface GatedCall {
   readonly clientAddress: string;
 }
 
+/** The caller's address, which anonymous calls are rate-limited by. */
+export function clientAddressOf(req: {
+  readonly socket?: { readonly remoteAddress?: string | undefined } | null;
+}): string {
+  return req.socket?.remoteAddress ?? "unknown";
+}
+
 /**
  * Admits a call, or throws the public error that refuses it (already logged
  * and counted). An admitted call holds an in-flight slot until `release()`.

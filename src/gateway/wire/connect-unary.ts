@@ -10,8 +10,9 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { codeTable } from "../../shared/code-table.js";
 import { stackless } from "../../shared/errors/public-error.js";
+import { headerValue } from "../../shared/http/header-value.js";
 import { fromHttpStatus, upstreamProtocolError } from "../upstream-errors.js";
-import { headerValue, type WireProtocol } from "./wire-protocol.js";
+import type { WireProtocol } from "./wire-protocol.js";
 
 /** errorFromJsonBytes's answer for a body that is no Connect error. */
 const NOT_AN_ERROR = new ConnectError("not a Connect error body", Code.Unknown);

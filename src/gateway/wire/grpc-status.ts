@@ -2,9 +2,9 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { ConnectError } from "@connectrpc/connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import { stackless } from "../../shared/errors/public-error.js";
+import { headerValue } from "../../shared/http/header-value.js";
 import type { RequestContext } from "../../shared/request-context.js";
 import { upstreamProtocolError } from "../upstream-errors.js";
-import { headerValue } from "./wire-protocol.js";
 
 const STATUS_HEADERS = ["grpc-status", "grpc-message", "grpc-status-details-bin"] as const;
 

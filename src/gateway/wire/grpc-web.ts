@@ -3,27 +3,24 @@ import {
   contentTypeJson,
   contentTypeProto,
   parseContentType,
-  parseTimeout,
   setTrailerStatus,
   trailerFlag,
   trailerParse,
   trailerSerialize,
 } from "@connectrpc/connect/protocol-grpc-web";
 import { upstreamProtocolError } from "../upstream-errors.js";
-import { checkEnvelopedAnswer, splitEnvelopes } from "./grpc.js";
+import { checkEnvelopedAnswer, grpc, splitEnvelopes } from "./grpc.js";
 import { grpcStatusOf } from "./grpc-status.js";
 import type { WireProtocol } from "./wire-protocol.js";
 
 /** gRPC-Web (binary or JSON, not base64 text): the trailers travel as the body's last envelope. */
 export const grpcWeb = {
   accepts: (contentType: string) => parseContentType(contentType)?.text === false,
-  envelopeBytes: 5,
-  timeoutHeader: "grpc-timeout",
-  parseTimeout(value) {
-    const { timeoutMs, error } = parseTimeout(value, Number.MAX_SAFE_INTEGER);
-    return error ?? timeoutMs;
-  },
-  formatTimeout: (ms) => `${ms}m`,
+  // Framing and deadline are gRPC's own.
+  envelopeBytes: grpc.envelopeBytes,
+  timeoutHeader: grpc.timeoutHeader,
+  parseTimeout: grpc.parseTimeout,
+  formatTimeout: grpc.formatTimeout,
   protocolHeaders: ["content-type", "grpc-encoding", "x-grpc-web"],
 
   readAnswer(answer, contentType, rc) {

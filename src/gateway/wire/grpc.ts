@@ -5,22 +5,24 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
+import { headerValue } from "../../shared/http/header-value.js";
+import type { RequestContext } from "../../shared/request-context.js";
 import type { UpstreamAnswer } from "../upstream.js";
 import { fromHttpStatus, upstreamProtocolError } from "../upstream-errors.js";
 import { grpcStatusOf } from "./grpc-status.js";
-import { headerValue, type WireProtocol } from "./wire-protocol.js";
+import type { WireProtocol } from "./wire-protocol.js";
 
 /** gRPC over HTTP/2: an enveloped message, the status in trailers (or alone, "Trailers-Only"). */
 export const grpc = {
   accepts: (contentType: string) => parseContentType(contentType) !== undefined,
   envelopeBytes: 5,
   timeoutHeader: "grpc-timeout",
-  parseTimeout(value) {
+  parseTimeout(value: string | null) {
     const { timeoutMs, error } = parseTimeout(value, Number.MAX_SAFE_INTEGER);
     return error ?? timeoutMs;
   },
   // At most 8 digits (PROTOCOL-HTTP2.md); the gateway's deadlines are far below 10^8 ms.
-  formatTimeout: (ms) => `${ms}m`,
+  formatTimeout: (ms: number) => `${ms}m`,
   protocolHeaders: ["content-type", "grpc-encoding", "te"],
 
   readAnswer(answer, contentType, rc) {
@@ -48,7 +50,7 @@ export function checkEnvelopedAnswer(
   answer: UpstreamAnswer,
   parse: (contentType: string | null) => { binary: boolean } | undefined,
   contentType: string,
-  rc: Parameters<WireProtocol["readAnswer"]>[2],
+  rc: RequestContext,
 ): void {
   const answerType = headerValue(answer.headers, "content-type");
   if (answer.status !== 200) {

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+import type { OutgoingHttpHeaders } from "node:http";
 import type { ConnectError } from "@connectrpc/connect";
 import type { RequestContext } from "../../shared/request-context.js";
 import type { UpstreamAnswer } from "../upstream.js";
@@ -46,10 +46,4 @@ export function wireProtocolOf(contentType: string | undefined): WireProtocol | 
   if (grpc.accepts(contentType)) return grpc;
   if (grpcWeb.accepts(contentType)) return grpcWeb;
   return undefined;
-}
-
-/** One value of a Node header, which may repeat. */
-export function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
 }
