@@ -39,13 +39,8 @@ export class LogMessage<Id extends string = string> {
     const level = levelFor(this.level, err);
     if (!log.isLevelEnabled(level)) return;
     const code = err instanceof ConnectError ? codeTable[err.code].name : undefined;
-    // A client error is described by its code, reason and message; a stack (and
-    // its serialization) would only cost. Server errors are logged in full, causes included.
-    const logged =
-      err instanceof ConnectError && codeTable[err.code].errorClass === "client" && err.cause === undefined
-        ? { type: "ConnectError", message: err.rawMessage }
-        : err;
-    log[level]({ log_id: this.id, code, ...fields, err: logged }, this.msg);
+    // How much of the error a line shows (client errors without their stacks) is the logger's err serializer's call.
+    log[level]({ log_id: this.id, code, ...fields, err }, this.msg);
   }
 }
 

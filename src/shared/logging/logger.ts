@@ -30,8 +30,23 @@ export interface LoggerConfig {
  * pino's standard error serializer (message and stack include the cause chain),
  * minus what a ConnectError carries for the wire: raw detail bytes and headers
  * make lines long, and headers could hold credentials.
+ *
+ * A client-class error (not_found, invalid_argument, ...) is an expected answer,
+ * logged on the error path's hot loop: its code, message and the line's reason
+ * say all there is, and a stack with its cause chain says nothing and costs. Its
+ * cause is named only when it says something the message does not.
  */
 function serializeError(err: unknown): unknown {
+  if (err instanceof ConnectError && codeTable[err.code]?.errorClass === "client") {
+    const out: Record<string, unknown> = {
+      type: "ConnectError",
+      code: codeTable[err.code].name,
+      message: err.rawMessage,
+    };
+    const cause = err.cause;
+    if (cause instanceof Error && cause.message !== err.rawMessage) out.cause = `${cause.name}: ${cause.message}`;
+    return out;
+  }
   const out = stdSerializers.err(err as Error) as unknown as Record<string, unknown>;
   if (err instanceof ConnectError) {
     delete out.details;
