@@ -1,5 +1,4 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
@@ -11,30 +10,42 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { GetRequestSchema } from "../gen/bazbii/post/v1/user_post_service_pb.js";
 
 // npm run bench: the gateway hop measured against a direct call and an nginx
-// hop, on loopback, every load bounded in time. Prints one table and writes
-// bench/results.json. Environment: BENCH_SECONDS (default 5); BENCH_DATABASE_URL
-// to give the API server a PostgreSQL server instead of embedded PGlite;
-// BENCH_UPSTREAM_PROTOCOL for the gateway's UPSTREAM_PROTOCOL.
+// hop, on loopback, every load bounded in time. After a warm-up, every load
+// runs in BENCH_ROUNDS rounds (default 5) of BENCH_SECONDS each (default 3),
+// interleaved, so that what a ratio compares was measured seconds apart; each
+// figure is the median over the rounds. Prints one table and writes
+// bench/results.json. BENCH_DATABASE_URL gives the API server a PostgreSQL
+// server instead of embedded PGlite; BENCH_UPSTREAM_PROTOCOL sets the
+// gateway's UPSTREAM_PROTOCOL.
 
 const run = promisify(execFile);
 const autocannon = createRequire(import.meta.url)("autocannon") as (opts: Record<string, unknown>) => Promise<Cannon>;
 
 interface Cannon {
-  requests: { average: number };
+  requests: { average: number; total: number };
   latency: { p50: number; p99: number };
-  non2xx: number;
-  errors: number;
 }
 
-interface Row {
-  readonly name: string;
+/** One load's outcome: throughput, latency and the CPU each of our processes spent per request. */
+interface Sample {
   readonly rps: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  /** CPU time (user + system, all threads) per request, by process name. */
+  readonly cpuUsPerRequest: Record<string, number>;
+}
+
+/** A row of the table: the median of a load's samples over the rounds. */
+interface Row extends Sample {
+  readonly name: string;
+  /** Lowest and highest requests/s over the rounds. */
+  readonly rpsRange: [number, number];
   readonly note?: string;
 }
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const WARM_UP_SECONDS = 2;
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -73,57 +84,88 @@ async function rssMb(pid: number): Promise<{ now: number; peak: number }> {
   return { now: Math.round(kb("VmRSS") / 1024), peak: Math.round(kb("VmHWM") / 1024) };
 }
 
-async function connectJson(
-  name: string,
-  url: string,
-  body: unknown,
-  extra: Record<string, unknown> = {},
-): Promise<Row> {
-  const result = await autocannon({
-    url,
-    method: "POST",
-    headers: { "content-type": "application/json", "connect-protocol-version": "1" },
-    body: JSON.stringify(body),
-    connections: 50,
-    duration: SECONDS,
-    ...extra,
-  });
-  return { name, rps: result.requests.average, p50Ms: result.latency.p50, p99Ms: result.latency.p99 };
+const clockTicksPerSecond = Number((await run("getconf", ["CLK_TCK"])).stdout.trim()) || 100;
+
+/** CPU seconds a process has used so far, all its threads (utime + stime of /proc/<pid>/stat). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
 }
 
-async function grpc(name: string, url: string, bodyFile: string): Promise<Row> {
-  const { stdout } = await run("h2load", [
-    "-D",
-    String(SECONDS),
-    "-c",
-    "10",
-    "-m",
-    "20",
-    "-d",
-    bodyFile,
-    "-H",
-    "content-type: application/grpc",
-    "-H",
-    "te: trailers",
-    url,
-  ]);
-  const rps = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(stdout)?.[1] ?? 0);
-  const lat = /time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)/.exec(stdout);
-  const ms = (v?: string, u?: string) => Number(v) * (u === "us" ? 0.001 : u === "s" ? 1000 : 1) || 0;
-  return {
-    name,
-    rps,
-    p50Ms: ms(lat?.[5], lat?.[6]),
-    p99Ms: ms(lat?.[3], lat?.[4]),
-    note: "h2load: mean / max latency",
+/** A load generator's run: requests/s, latency and how many requests were answered. */
+type Drive = (seconds: number) => Promise<{ rps: number; p50Ms: number; p99Ms: number; requests: number }>;
+
+function connectJson(url: string, body: unknown, extra: Record<string, unknown> = {}): Drive {
+  return async (seconds) => {
+    const result = await autocannon({
+      url,
+      method: "POST",
+      headers: { "content-type": "application/json", "connect-protocol-version": "1" },
+      body: JSON.stringify(body),
+      connections: 50,
+      duration: seconds,
+      ...extra,
+    });
+    return {
+      rps: result.requests.average,
+      p50Ms: result.latency.p50,
+      p99Ms: result.latency.p99,
+      requests: result.requests.total,
+    };
   };
+}
+
+function grpc(url: string, bodyFile: string): Drive {
+  return async (seconds) => {
+    const { stdout } = await run("h2load", [
+      "-D",
+      String(seconds),
+      "-c",
+      "10",
+      "-m",
+      "20",
+      "-d",
+      bodyFile,
+      "-H",
+      "content-type: application/grpc",
+      "-H",
+      "te: trailers",
+      url,
+    ]);
+    const rps = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(stdout)?.[1] ?? 0);
+    const lat = /time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)/.exec(stdout);
+    const ms = (v?: string, u?: string) => Number(v) * (u === "us" ? 0.001 : u === "s" ? 1000 : 1) || 0;
+    const requests = Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(stdout)?.[1] ?? 0);
+    return { rps, p50Ms: ms(lat?.[5], lat?.[6]), p99Ms: ms(lat?.[3], lat?.[4]), requests };
+  };
+}
+
+interface Load {
+  readonly name: string;
+  readonly drive: Drive;
+  /** Our processes the load's requests cross, whose CPU per request is reported. */
+  readonly crosses: readonly ProcessName[];
+  readonly note?: string;
+}
+
+type ProcessName = "api" | "gateway" | "gateway (logging off)";
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "bazbii-bench-"));
   const children: ChildProcess[] = [];
   try {
-    const [apiPort, gatewayPort, nginxHttpPort, nginxGrpcPort] = await Promise.all([
+    const [apiPort, gatewayPort, quietGatewayPort, nginxHttpPort, nginxGrpcPort] = await Promise.all([
+      freePort(),
       freePort(),
       freePort(),
       freePort(),
@@ -131,6 +173,7 @@ async function main(): Promise<void> {
     ]);
     const api = `http://127.0.0.1:${apiPort}`;
     const gateway = `http://127.0.0.1:${gatewayPort}`;
+    const quietGateway = `http://127.0.0.1:${quietGatewayPort}`;
     const production = {
       NODE_ENV: "production",
       LOG_LEVEL: "info",
@@ -141,21 +184,33 @@ async function main(): Promise<void> {
     };
     const database =
       process.env.BENCH_DATABASE_URL === undefined ? {} : { DATABASE_URL: process.env.BENCH_DATABASE_URL };
-    children.push(
-      start("start-api", { ...production, ...database, API_PORT: String(apiPort), DATA_DIR: join(dir, "data") }),
-    );
+    const apiProcess = start("start-api", {
+      ...production,
+      ...database,
+      API_PORT: String(apiPort),
+      DATA_DIR: join(dir, "data"),
+    });
+    children.push(apiProcess);
     await waitHealthy(api);
-    const startGateway = (logLevel: string): ChildProcess =>
+    const startGateway = (port: number, logLevel: string): ChildProcess =>
       start("start-gateway", {
         ...production,
         LOG_LEVEL: logLevel,
-        GATEWAY_PORT: String(gatewayPort),
+        GATEWAY_PORT: String(port),
         API_URL: api,
         UPSTREAM_PROTOCOL: process.env.BENCH_UPSTREAM_PROTOCOL ?? "connect",
       });
-    let gw = startGateway("info");
-    children.push(gw);
-    await waitHealthy(gateway);
+    // The same gateway twice, logging at info and not at all, both up the whole
+    // run so that the cost of logging is measured in interleaved loads.
+    const gatewayProcess = startGateway(gatewayPort, "info");
+    const quietGatewayProcess = startGateway(quietGatewayPort, "silent");
+    children.push(gatewayProcess, quietGatewayProcess);
+    await Promise.all([waitHealthy(gateway), waitHealthy(quietGateway)]);
+    const processes: Record<ProcessName, ChildProcess> = {
+      api: apiProcess,
+      gateway: gatewayProcess,
+      "gateway (logging off)": quietGatewayProcess,
+    };
 
     // nginx as the reference hop: proxy_pass for HTTP/1.1 Connect, grpc_pass for gRPC (h2c).
     await mkdir(join(dir, "nginx", "logs"), { recursive: true });
@@ -198,84 +253,146 @@ http {
     envelope.set(message, 5);
     await writeFile(grpcBody, envelope);
 
-    const rows: Row[] = [];
-    const measure = async (row: Promise<Row>) => {
-      const r = await row;
-      rows.push(r);
-      process.stderr.write(`${r.name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms\n`);
-      return r;
+    // Measure the direct rate first: the latency loads run at 30% of it.
+    const directRps = (await connectJson(`${api}${path}`, { id })(WARM_UP_SECONDS)).rps;
+    const rate = Math.max(100, Math.round(directRps * 0.3));
+    const h3Res16 = { h3Res: 16 };
+    const heatmap = "/bazbii.feed.v1.HeatmapService/GetHeatmap";
+    const hMs = "h2load: mean / max latency";
+    const viaGateway: ProcessName[] = ["api", "gateway"];
+    const load = {
+      directJson: { name: "connect-json Get, direct", crosses: ["api"], drive: connectJson(`${api}${path}`, { id }) },
+      gatewayJson: {
+        name: "connect-json Get, gateway",
+        crosses: viaGateway,
+        drive: connectJson(`${gateway}${path}`, { id }),
+      },
+      nginxJson: {
+        name: "connect-json Get, nginx",
+        crosses: ["api"],
+        drive: connectJson(`http://127.0.0.1:${nginxHttpPort}${path}`, { id }),
+      },
+      directGrpc: { name: "grpc Get, direct", crosses: ["api"], drive: grpc(`${api}${path}`, grpcBody), note: hMs },
+      gatewayGrpc: {
+        name: "grpc Get, gateway",
+        crosses: viaGateway,
+        drive: grpc(`${gateway}${path}`, grpcBody),
+        note: hMs,
+      },
+      nginxGrpc: {
+        name: "grpc Get, nginx",
+        crosses: ["api"],
+        drive: grpc(`http://127.0.0.1:${nginxGrpcPort}${path}`, grpcBody),
+        note: hMs,
+      },
+      notFound: {
+        name: "connect-json Get not_found, gateway",
+        crosses: viaGateway,
+        drive: connectJson(`${gateway}${path}`, { id: "missing" }),
+      },
+      notFoundQuiet: {
+        name: "connect-json Get not_found, gateway, logging off",
+        crosses: ["api", "gateway (logging off)"],
+        drive: connectJson(`${quietGateway}${path}`, { id: "missing" }),
+      },
+      // The API server's own error path, for scale: the gateway cannot be cheaper than it.
+      notFoundDirect: {
+        name: "connect-json Get not_found, direct",
+        crosses: ["api"],
+        drive: connectJson(`${api}${path}`, { id: "missing" }),
+      },
+      rejected: {
+        name: "connect-json GetHeatmap h3_res 16, gateway",
+        crosses: ["gateway"],
+        drive: connectJson(`${gateway}${heatmap}`, h3Res16),
+      },
+      directAtRate: {
+        name: `connect-json Get at ${rate}/s, direct`,
+        crosses: ["api"],
+        drive: connectJson(`${api}${path}`, { id }, { overallRate: rate, connections: 10 }),
+      },
+      gatewayAtRate: {
+        name: `connect-json Get at ${rate}/s, gateway`,
+        crosses: viaGateway,
+        drive: connectJson(`${gateway}${path}`, { id }, { overallRate: rate, connections: 10 }),
+      },
+    } satisfies Record<string, Load>;
+    const loads: Load[] = Object.values(load);
+
+    // JIT warm-up: every path once, unrecorded, so round 1 does not measure compilation.
+    process.stderr.write(`warm-up: ${loads.length} loads of ${WARM_UP_SECONDS} s\n`);
+    for (const { drive } of loads) await drive(WARM_UP_SECONDS);
+
+    const samples = new Map<string, Sample[]>(loads.map((l) => [l.name, []]));
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const { name, drive, crosses } of loads) {
+        const pids = crosses.map((p) => processes[p].pid as number);
+        const before = await Promise.all(pids.map(cpuSeconds));
+        const result = await drive(SECONDS);
+        const after = await Promise.all(pids.map(cpuSeconds));
+        const cpuUsPerRequest: Record<string, number> = {};
+        crosses.forEach((p, i) => {
+          cpuUsPerRequest[p] = Math.round(
+            (((after[i] as number) - (before[i] as number)) * 1e6) / Math.max(1, result.requests),
+          );
+        });
+        samples.get(name)?.push({ ...result, cpuUsPerRequest });
+        process.stderr.write(
+          `round ${round}/${ROUNDS} ${name}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms\n`,
+        );
+      }
+    }
+    await connectJson(`${gateway}${path}`, { id }, { connections: 500 })(SECONDS);
+    const rss = await rssMb(gatewayProcess.pid as number);
+
+    const rows: Row[] = loads.map(({ name, note, crosses }) => {
+      const s = samples.get(name) ?? [];
+      const rps = s.map((x) => x.rps);
+      const cpu: Record<string, number> = {};
+      for (const p of crosses) cpu[p] = median(s.map((x) => x.cpuUsPerRequest[p] as number));
+      return {
+        name,
+        rps: median(rps),
+        rpsRange: [Math.min(...rps), Math.max(...rps)],
+        p50Ms: median(s.map((x) => x.p50Ms)),
+        p99Ms: median(s.map((x) => x.p99Ms)),
+        cpuUsPerRequest: cpu,
+        ...(note === undefined ? {} : { note }),
+      };
+    });
+    // A ratio is taken within each round (its two loads seconds apart), then the median over rounds.
+    const perRound = (a: Load, b: Load, f: (x: Sample, y: Sample) => number): number => {
+      const ys = samples.get(b.name) ?? [];
+      return median((samples.get(a.name) ?? []).map((x, i) => f(x, ys[i] as Sample)));
     };
-    const directJson = await measure(connectJson("connect-json Get, direct", `${api}${path}`, { id }));
-    const gatewayJson = await measure(connectJson("connect-json Get, gateway", `${gateway}${path}`, { id }));
-    const nginxJson = await measure(
-      connectJson("connect-json Get, nginx", `http://127.0.0.1:${nginxHttpPort}${path}`, { id }),
-    );
-    const directGrpc = await measure(grpc("grpc Get, direct", `${api}${path}`, grpcBody));
-    const gatewayGrpc = await measure(grpc("grpc Get, gateway", `${gateway}${path}`, grpcBody));
-    const nginxGrpc = await measure(grpc("grpc Get, nginx", `http://127.0.0.1:${nginxGrpcPort}${path}`, grpcBody));
-    const notFound = await measure(
-      connectJson("connect-json Get not_found, gateway", `${gateway}${path}`, { id: "missing" }),
-    );
-    // The API server's own error path, for scale: the gateway cannot be cheaper than it.
-    const notFoundDirect = await measure(
-      connectJson("connect-json Get not_found, direct", `${api}${path}`, { id: "missing" }),
-    );
-    const rejected = await measure(
-      connectJson("connect-json GetHeatmap h3_res 16, gateway", `${gateway}/bazbii.feed.v1.HeatmapService/GetHeatmap`, {
-        h3Res: 16,
-      }),
-    );
-    const rate = Math.max(100, Math.round(directJson.rps * 0.3));
-    const directAtRate = await measure(
-      connectJson(
-        `connect-json Get at ${rate}/s, direct`,
-        `${api}${path}`,
-        { id },
-        { overallRate: rate, connections: 10 },
-      ),
-    );
-    const gatewayAtRate = await measure(
-      connectJson(
-        `connect-json Get at ${rate}/s, gateway`,
-        `${gateway}${path}`,
-        { id },
-        { overallRate: rate, connections: 10 },
-      ),
-    );
-    await measure(
-      connectJson("connect-json Get, gateway, 500 connections", `${gateway}${path}`, { id }, { connections: 500 }),
-    );
-    const rss = await rssMb(gw.pid as number);
-
-    gw.kill("SIGTERM");
-    await once(gw, "exit");
-    gw = startGateway("silent");
-    children.push(gw);
-    await waitHealthy(gateway);
-    const silent = await measure(
-      connectJson("connect-json Get not_found, gateway, logging off", `${gateway}${path}`, { id: "missing" }),
-    );
-
+    const rpsRatio = (a: Load, b: Load) => perRound(a, b, (x, y) => x.rps / y.rps);
     const ratios = {
-      gatewayOverDirectConnectJson: gatewayJson.rps / directJson.rps,
-      gatewayOverDirectGrpc: gatewayGrpc.rps / directGrpc.rps,
-      gatewayOverNginxConnectJson: gatewayJson.rps / nginxJson.rps,
-      gatewayOverNginxGrpc: gatewayGrpc.rps / nginxGrpc.rps,
-      nginxOverDirectConnectJson: nginxJson.rps / directJson.rps,
-      errorOverSuccessNotFound: notFound.rps / gatewayJson.rps,
-      errorOverSuccessDirect: notFoundDirect.rps / directJson.rps,
-      errorOverSuccessRejected: rejected.rps / gatewayJson.rps,
-      addedP50Ms: gatewayAtRate.p50Ms - directAtRate.p50Ms,
-      addedP99Ms: gatewayAtRate.p99Ms - directAtRate.p99Ms,
+      gatewayOverDirectConnectJson: rpsRatio(load.gatewayJson, load.directJson),
+      gatewayOverDirectGrpc: rpsRatio(load.gatewayGrpc, load.directGrpc),
+      gatewayOverNginxConnectJson: rpsRatio(load.gatewayJson, load.nginxJson),
+      gatewayOverNginxGrpc: rpsRatio(load.gatewayGrpc, load.nginxGrpc),
+      nginxOverDirectConnectJson: rpsRatio(load.nginxJson, load.directJson),
+      errorOverSuccessNotFound: rpsRatio(load.notFound, load.gatewayJson),
+      errorOverSuccessDirect: rpsRatio(load.notFoundDirect, load.directJson),
+      errorOverSuccessRejected: rpsRatio(load.rejected, load.gatewayJson),
+      addedP50Ms: perRound(load.gatewayAtRate, load.directAtRate, (x, y) => x.p50Ms - y.p50Ms),
+      addedP99Ms: perRound(load.gatewayAtRate, load.directAtRate, (x, y) => x.p99Ms - y.p99Ms),
       gatewayRssMbAt500Connections: rss.peak,
-      infoLoggingCost: 1 - notFound.rps / silent.rps,
+      infoLoggingCost: perRound(load.notFound, load.notFoundQuiet, (x, y) => 1 - x.rps / y.rps),
     };
+
     const width = Math.max(...rows.map((r) => r.name.length));
+    const cpuText = (r: Row) =>
+      Object.entries(r.cpuUsPerRequest)
+        .map(([name, us]) => `${name} ${us}`)
+        .join(", ");
     const lines = [
-      `${"load".padEnd(width)}  req/s     p50 ms  p99 ms`,
+      `${ROUNDS} rounds of ${SECONDS} s per load; medians (req/s range over the rounds); CPU µs per request`,
+      "",
+      `${"load".padEnd(width)}  req/s   (range)         p50 ms  p99 ms  CPU µs/request`,
       ...rows.map(
         (r) =>
-          `${r.name.padEnd(width)}  ${r.rps.toFixed(0).padStart(8)}  ${String(r.p50Ms).padStart(6)}  ${String(r.p99Ms).padStart(6)}`,
+          `${r.name.padEnd(width)}  ${r.rps.toFixed(0).padStart(6)}  ${`(${r.rpsRange.map((v) => v.toFixed(0)).join("–")})`.padEnd(14)}  ${String(r.p50Ms).padStart(6)}  ${String(r.p99Ms).padStart(6)}  ${cpuText(r)}`,
       ),
       "",
       ...Object.entries(ratios).map(([k, v]) => `${k.padEnd(32)} ${Number.isInteger(v) ? v : v.toFixed(2)}`),
@@ -288,6 +405,7 @@ http {
         {
           date: new Date().toISOString(),
           seconds: SECONDS,
+          rounds: ROUNDS,
           cores: (await import("node:os")).cpus().length,
           database: process.env.BENCH_DATABASE_URL === undefined ? "pglite" : "postgres",
           rows,
