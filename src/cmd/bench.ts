@@ -31,7 +31,7 @@ interface Sample {
   readonly rps: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
-  /** CPU time (user + system, all threads) per request, by process name. */
+  /** CPU time (user + system, all threads) per request, by process name, and the load generator's. */
   readonly cpuUsPerRequest: Record<string, number>;
 }
 
@@ -86,13 +86,30 @@ async function rssMb(pid: number): Promise<{ now: number; peak: number }> {
 
 const clockTicksPerSecond = Number((await run("getconf", ["CLK_TCK"])).stdout.trim()) || 100;
 
-/** CPU seconds a process has used so far, all its threads (utime + stime of /proc/<pid>/stat). */
-async function cpuSeconds(pid: number): Promise<number> {
+/** /proc/<pid>/stat's fields after the command name (which is in parentheses and may hold spaces). */
+async function statFields(pid: number | "self"): Promise<string[]> {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  // Fields after the command name, which is in parentheses and may hold spaces.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/** CPU seconds a process has used so far, all its threads (utime + stime). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const fields = await statFields(pid);
   return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
 }
+
+/**
+ * CPU seconds of the load generators so far: autocannon runs in this process,
+ * h2load as a child whose time is added (cutime + cstime) once it has exited.
+ * They share the two cores with the servers, so what they spend per request
+ * is part of every requests/s figure.
+ */
+async function loadGeneratorCpuSeconds(): Promise<number> {
+  const fields = await statFields("self");
+  return fields.slice(11, 15).reduce((sum, ticks) => sum + Number(ticks), 0) / clockTicksPerSecond;
+}
+
+const LOAD_GENERATOR = "load generator";
 
 /** A load generator's run: requests/s, latency and how many requests were answered. */
 type Drive = (seconds: number) => Promise<{ rps: number; p50Ms: number; p99Ms: number; requests: number }>;
@@ -326,12 +343,13 @@ http {
     const samples = new Map<string, Sample[]>(loads.map((l) => [l.name, []]));
     for (let round = 1; round <= ROUNDS; round++) {
       for (const { name, drive, crosses } of loads) {
-        const pids = crosses.map((p) => processes[p].pid as number);
-        const before = await Promise.all(pids.map(cpuSeconds));
+        const cpuNow = () =>
+          Promise.all([...crosses.map((p) => cpuSeconds(processes[p].pid as number)), loadGeneratorCpuSeconds()]);
+        const before = await cpuNow();
         const result = await drive(SECONDS);
-        const after = await Promise.all(pids.map(cpuSeconds));
+        const after = await cpuNow();
         const cpuUsPerRequest: Record<string, number> = {};
-        crosses.forEach((p, i) => {
+        [...crosses, LOAD_GENERATOR].forEach((p, i) => {
           cpuUsPerRequest[p] = Math.round(
             (((after[i] as number) - (before[i] as number)) * 1e6) / Math.max(1, result.requests),
           );
@@ -349,7 +367,7 @@ http {
       const s = samples.get(name) ?? [];
       const rps = s.map((x) => x.rps);
       const cpu: Record<string, number> = {};
-      for (const p of crosses) cpu[p] = median(s.map((x) => x.cpuUsPerRequest[p] as number));
+      for (const p of [...crosses, LOAD_GENERATOR]) cpu[p] = median(s.map((x) => x.cpuUsPerRequest[p] as number));
       return {
         name,
         rps: median(rps),
