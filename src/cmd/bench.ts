@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { Agent, request } from "node:http";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -131,6 +132,57 @@ function connectJson(url: string, body: unknown, extra: Record<string, unknown> 
       p99Ms: result.latency.p99,
       requests: result.requests.total,
     };
+  };
+}
+
+/**
+ * Connect JSON at a fixed rate, open loop: call i is sent at i/rate s whatever
+ * the earlier answers do, over keep-alive connections kept from one round to
+ * the next, and its latency counts from when it was due, so a stall shows in
+ * every call it delays. autocannon's rate limit is not this: each of its
+ * connections sends its quota for the second back to back and then waits for
+ * the next second (a burst at full speed), and it corrects for coordinated
+ * omission with an expected interval of 1 ms whatever the rate, which adds
+ * made-up samples to every latency above 1 ms.
+ */
+function pacedConnectJson(url: string, body: unknown, rate: number): Drive {
+  const agent = new Agent({ keepAlive: true, maxSockets: 50 });
+  const payload = JSON.stringify(body);
+  const headers = {
+    "content-type": "application/json",
+    "connect-protocol-version": "1",
+    "content-length": Buffer.byteLength(payload),
+  };
+  const call = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const req = request(url, { method: "POST", agent, headers }, (res) => {
+        res.resume();
+        res.once("end", () =>
+          res.statusCode === 200 ? resolve() : reject(new Error(`${url}: HTTP ${res.statusCode}`)),
+        );
+      });
+      req.once("error", reject);
+      req.end(payload);
+    });
+  return async (seconds) => {
+    const total = Math.round(rate * seconds);
+    const latenciesMs: number[] = [];
+    const calls: Promise<void>[] = [];
+    const start = performance.now();
+    while (calls.length < total) {
+      const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000) + 1);
+      while (calls.length < due) {
+        const dueAt = start + (calls.length * 1000) / rate;
+        calls.push(call().then(() => void latenciesMs.push(performance.now() - dueAt)));
+      }
+      await sleep(1);
+    }
+    await Promise.all(calls);
+    const elapsedS = (performance.now() - start) / 1000;
+    latenciesMs.sort((a, b) => a - b);
+    const quantile = (q: number) =>
+      Math.round((latenciesMs[Math.min(total - 1, Math.floor(q * total))] as number) * 100) / 100;
+    return { rps: total / elapsedS, p50Ms: quantile(0.5), p99Ms: quantile(0.99), requests: total };
   };
 }
 
@@ -324,14 +376,14 @@ http {
         drive: connectJson(`${gateway}${heatmap}`, h3Res16),
       },
       directAtRate: {
-        name: `connect-json Get at ${rate}/s, direct`,
+        name: `connect-json Get paced at ${rate}/s, direct`,
         crosses: ["api"],
-        drive: connectJson(`${api}${path}`, { id }, { overallRate: rate, connections: 10 }),
+        drive: pacedConnectJson(`${api}${path}`, { id }, rate),
       },
       gatewayAtRate: {
-        name: `connect-json Get at ${rate}/s, gateway`,
+        name: `connect-json Get paced at ${rate}/s, gateway`,
         crosses: viaGateway,
-        drive: connectJson(`${gateway}${path}`, { id }, { overallRate: rate, connections: 10 }),
+        drive: pacedConnectJson(`${gateway}${path}`, { id }, rate),
       },
     } satisfies Record<string, Load>;
     const loads: Load[] = Object.values(load);
