@@ -89,33 +89,41 @@ function readAnswer(
       failure = signal.reason;
       stream.close(http2.constants.NGHTTP2_CANCEL);
     };
-    signal.addEventListener("abort", cancel, { once: true });
-    stream.on("response", (h) => {
+    const onResponse = (h: http2.IncomingHttpHeaders): void => {
       headers = h;
-    });
-    stream.on("trailers", (t) => {
+    };
+    const onTrailers = (t: http2.IncomingHttpHeaders): void => {
       trailers = t;
-    });
-    stream.on("data", (chunk: Buffer) => {
+    };
+    const onData = (chunk: Buffer): void => {
       chunks.push(chunk);
       onBytesRead();
-    });
-    stream.on("error", (err) => {
-      failure ??= err;
-    });
-    stream.on("close", () => {
+    };
+    const onClose = (): void => {
+      // Node keeps a finished HTTP/2 stream reachable until the next full GC,
+      // so all it references is promoted to old space by the scavenges in
+      // between: let go of this call's state (4.6 → 2.9 KB promoted per call,
+      // bench/README.md).
       signal.removeEventListener("abort", cancel);
+      stream.off("response", onResponse).off("trailers", onTrailers).off("data", onData).off("close", onClose);
       if (failure === undefined && headers !== undefined && stream.readableEnded) {
         const status = Number(headers[":status"]);
         const all = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
         resolve({ status, headers, body: all, trailers });
         return;
       }
-      reject(failure ?? streamClosed(stream.rstCode));
-    });
+      reject(failure ?? stream.errored ?? streamClosed(stream.rstCode));
+    };
+    signal.addEventListener("abort", cancel, { once: true });
+    // The error is read from `stream.errored` on close; this listener only keeps
+    // an 'error' event from being unhandled, and holds nothing of the call.
+    stream.on("response", onResponse).on("trailers", onTrailers).on("data", onData).on("error", ignore);
+    stream.on("close", onClose);
     stream.end(body);
   });
 }
+
+function ignore(): void {}
 
 /** A stream that closed before its answer was complete, as Node names it. */
 function streamClosed(rstCode: number): Error {
