@@ -1,5 +1,6 @@
 import { ConfigError } from "../config/env.js";
 import type { RunningServer } from "../servers/running-server.js";
+import { backportAsyncResourceBind } from "../shared/runtime/async-resource-bind.js";
 
 /**
  * Runs servers until SIGTERM or SIGINT, then stops them gracefully (the last
@@ -7,6 +8,7 @@ import type { RunningServer } from "../servers/running-server.js";
  * variable named; any other start-up failure exits 1 with its cause.
  */
 export async function runUntilSignalled(start: () => Promise<RunningServer[]>): Promise<void> {
+  backportAsyncResourceBind(); // process-wide, before any HTTP/2 session exists
   let servers: RunningServer[];
   try {
     servers = await start();
