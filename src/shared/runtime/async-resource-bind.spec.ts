@@ -28,7 +28,9 @@ describe("backportAsyncResourceBind", () => {
     const holder = { method: resource.bind(self) };
     expect(holder.method()).toBe(holder);
     const fixed = { name: "fixed" };
-    expect(resource.bind(self, fixed).call(holder)).toBe(fixed);
+    // Node's bind takes a thisArg, which @types/node leaves out.
+    const bindTo = resource.bind as unknown as (fn: typeof self, thisArg: unknown) => typeof self;
+    expect(bindTo.call(resource, self, fixed).call(holder)).toBe(fixed);
   });
 
   it("refuses what is not a function", () => {
