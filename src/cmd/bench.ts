@@ -330,15 +330,16 @@ http {
     // Measure the direct rate first: the latency loads run at 30% of it. The
     // first pass only warms the API server up (its rate came out 543 and 944
     // calls/s in two runs on one machine); the second sets the rate.
-    await connectJson(`${api}${path}`, { id })(WARM_UP_SECONDS);
-    const directRps = (await connectJson(`${api}${path}`, { id })(WARM_UP_SECONDS)).rps;
+    const directGet = connectJson(`${api}${path}`, { id });
+    await directGet(WARM_UP_SECONDS);
+    const directRps = (await directGet(WARM_UP_SECONDS)).rps;
     const rate = Math.max(100, Math.round(directRps * 0.3));
     const h3Res16 = { h3Res: 16 };
     const heatmap = "/bazbii.feed.v1.HeatmapService/GetHeatmap";
     const hMs = "h2load: mean / max latency";
     const viaGateway: ProcessName[] = ["api", "gateway"];
     const load = {
-      directJson: { name: "connect-json Get, direct", crosses: ["api"], drive: connectJson(`${api}${path}`, { id }) },
+      directJson: { name: "connect-json Get, direct", crosses: ["api"], drive: directGet },
       gatewayJson: {
         name: "connect-json Get, gateway",
         crosses: viaGateway,
