@@ -68,15 +68,20 @@ async function waitHealthy(url: string): Promise<void> {
 }
 
 /**
- * The Node flags `npm start` runs with (package.json's config.node_flags): a
- * small young generation and slow old-generation growth keep the gateway's
- * memory bounded under many connections (bench/README.md).
+ * The Node flags `npm run start:api` and `npm run start:gateway` run with
+ * (package.json's config): both keep memory bounded with a small young
+ * generation and slow old-generation growth; each keeps V8's garbage collector
+ * from taking a core away from the call path in its own way (bench/README.md).
  */
-const nodeFlags: string[] = JSON.parse(await readFile("package.json", "utf8")).config.node_flags.split(" ");
+const config = JSON.parse(await readFile("package.json", "utf8")).config;
+const nodeFlags: Record<"start-api" | "start-gateway", string[]> = {
+  "start-api": config.api_node_flags.split(" "),
+  "start-gateway": config.gateway_node_flags.split(" "),
+};
 
-/** Runs a server as `npm start` does, with two malloc arenas like it. */
-function start(script: string, env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [...nodeFlags, `dist/cmd/${script}.js`], {
+/** Runs a server as its npm script does, with two malloc arenas like it. */
+function start(script: keyof typeof nodeFlags, env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, [...nodeFlags[script], `dist/cmd/${script}.js`], {
     env: { PATH: process.env.PATH ?? "", MALLOC_ARENA_MAX: "2", ...env },
     stdio: ["ignore", "ignore", "inherit"],
   });
