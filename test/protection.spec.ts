@@ -130,14 +130,10 @@ describe("circuit breaker", () => {
     "opens after consecutive unavailable answers, fails fast while open, and closes after a successful probe ($name)",
     async (path) => {
       let healthy = false;
-      const peer = await startFakeUpstream((stream) => {
-        if (healthy) {
-          stream.respond({ ":status": 200, "content-type": "application/proto" });
-          stream.end(); // an empty response message
-        } else {
-          stream.respond({ ":status": 503, "content-type": "text/html" });
-          stream.end("<h1>503</h1>");
-        }
+      const peer = await startFakeUpstream((call) => {
+        if (healthy)
+          call.respond(200, { "content-type": "application/proto" }); // an empty response message
+        else call.respond(503, { "content-type": "text/html" }, "<h1>503</h1>");
       });
       cleanups.push(() => peer.close());
       const g = await startGatewayFor(peer.url, { breaker: { consecutiveFailures: 3, halfOpenAfterMs: 400 } });
@@ -172,10 +168,7 @@ describe("deadlines", () => {
   it.each(relayPaths)(
     "clamps a caller's deadline to MAX_TIMEOUT_MS and gives calls without one DEFAULT_TIMEOUT_MS ($name)",
     async (path) => {
-      const peer = await startFakeUpstream((stream) => {
-        stream.respond({ ":status": 200, "content-type": "application/proto" });
-        stream.end();
-      });
+      const peer = await startFakeUpstream((call) => call.respond(200, { "content-type": "application/proto" }));
       cleanups.push(() => peer.close());
       const g = await startGatewayFor(peer.url, { maxTimeoutMs: 2_000, defaultTimeoutMs: 700 });
       cleanups.push(() => g.gateway.close(0));

@@ -192,15 +192,10 @@ describe("what each attempt carries", () => {
   it("sends the time left of the one deadline and the number of earlier attempts, and honours a proxy's Retry-After", async () => {
     const { startFakeUpstream } = await import("./helpers/fake-upstream.js");
     let calls = 0;
-    const peer = await startFakeUpstream((stream) => {
+    const peer = await startFakeUpstream((call) => {
       calls++;
-      if (calls < 3) {
-        stream.respond({ ":status": 503, "content-type": "text/html", "retry-after": "0" });
-        stream.end("<h1>busy</h1>");
-      } else {
-        stream.respond({ ":status": 200, "content-type": "application/proto" });
-        stream.end();
-      }
+      if (calls < 3) call.respond(503, { "content-type": "text/html", "retry-after": "0" }, "<h1>busy</h1>");
+      else call.respond(200, { "content-type": "application/proto" });
     });
     try {
       const { retries, retry } = recorder();

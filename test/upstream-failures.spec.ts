@@ -1,11 +1,10 @@
-import * as http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { HeatmapService } from "../src/gen/bazbii/feed/v1/heatmap_service_pb.js";
 import { GetRequestSchema, UserPostService } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
 import { ErrorInfoSchema, RetryInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
 import { detailOf } from "./helpers/details.js";
-import { startFakeUpstream } from "./helpers/fake-upstream.js";
+import { type PeerBehaviour, startFakeUpstream } from "./helpers/fake-upstream.js";
 import { type RelayPath, relayPaths } from "./helpers/relay-paths.js";
 import { startGatewayFor, startSystem } from "./helpers/system.js";
 import { callWire, closeGrpcClients, type Outcome, protocols } from "./helpers/wire-clients.js";
@@ -76,13 +75,12 @@ describe("when the API server is down", () => {
 describe("against a misbehaving upstream peer", () => {
   it("passes Get on in the caller's own protocol, its bytes unchanged; decodes GetHeatmap into the configured one", async () => {
     const seen: { contentType: string | undefined; body: Buffer }[] = [];
-    const peer = await startFakeUpstream((stream, headers) => {
+    const peer = await startFakeUpstream((call) => {
       const chunks: Buffer[] = [];
-      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-      stream.on("end", () => {
-        seen.push({ contentType: headers["content-type"], body: Buffer.concat(chunks) });
-        stream.respond({ ":status": 503, "content-type": "text/html" });
-        stream.end("<html>down</html>");
+      call.req.on("data", (chunk: Buffer) => chunks.push(chunk));
+      call.req.on("end", () => {
+        seen.push({ contentType: call.headers["content-type"], body: Buffer.concat(chunks) });
+        call.respond(503, { "content-type": "text/html" }, "<html>down</html>");
       });
     });
     cleanups.push(() => peer.close());
@@ -109,7 +107,7 @@ describe("against a misbehaving upstream peer", () => {
   });
 
   it("propagates the deadline, the request id and the actor, and never the caller's token or actor header", async () => {
-    const peer = await startFakeUpstream((stream) => stream.close(http2.constants.NGHTTP2_CANCEL));
+    const peer = await startFakeUpstream((call) => call.cancel());
     cleanups.push(() => peer.close());
     const { gateway, token } = await startGatewayFor(peer.url);
     cleanups.push(() => gateway.close(0));
@@ -160,9 +158,9 @@ describe("against a misbehaving upstream peer", () => {
   it.each(relayPaths)(
     "cancels the upstream call when the caller goes away, and logs it as canceled ($name)",
     async (path) => {
-      const upstreamClosed = Promise.withResolvers<number>();
-      const peer = await startFakeUpstream((stream) => {
-        stream.on("close", () => upstreamClosed.resolve(stream.rstCode)); // never answers
+      const upstreamEnded = Promise.withResolvers<string>();
+      const peer = await startFakeUpstream((call) => {
+        call.ended.then(upstreamEnded.resolve); // never answers
       });
       cleanups.push(() => peer.close());
       const { gateway, logs } = await startGatewayFor(peer.url);
@@ -177,7 +175,7 @@ describe("against a misbehaving upstream peer", () => {
       await vi.waitFor(() => expect(peer.requests).toHaveLength(1));
       caller.abort();
       await expect(call).rejects.toThrow();
-      expect(await upstreamClosed.promise).toBe(http2.constants.NGHTTP2_CANCEL);
+      expect(await upstreamEnded.promise).toBe("RST_STREAM CANCEL");
       await vi.waitFor(() =>
         expect(logs.forRequest("gone-away")).toEqual([
           expect.objectContaining({ log_id: "REQ_012", level: "info", code: "canceled" }),
@@ -187,30 +185,27 @@ describe("against a misbehaving upstream peer", () => {
     },
   );
 
-  it.each(relayPaths)(
-    "answers unavailable when the upstream's connection is reset mid-response ($name)",
-    async (path) => {
-      const peer = await startFakeUpstream((stream) => {
-        stream.respond({ ":status": 200, "content-type": "application/proto" });
-        stream.write(Buffer.from([0x0a]));
-        // A TCP RST, as from a crashed process or a dropped connection.
-        const socket = stream.session?.socket as unknown as { resetAndDestroy(): void } | undefined;
-        setImmediate(() => socket?.resetAndDestroy());
-      });
-      cleanups.push(() => peer.close());
-      const { gateway } = await startGatewayFor(peer.url);
-      cleanups.push(() => gateway.close(0));
-      await expectEveryProtocolToFail(path, gateway.url, "unavailable", "UPSTREAM_CONNECTION_LOST");
-    },
-  );
+  it.each(relayPaths)("answers unavailable when the upstream's connection drops mid-response ($name)", async (path) => {
+    const peer = await startFakeUpstream((call) => {
+      call
+        .startAnswer(200, { "content-type": "application/proto" }, Buffer.from([0x0a]))
+        .then(() => call.dropConnection());
+    });
+    cleanups.push(() => peer.close());
+    const { gateway } = await startGatewayFor(peer.url);
+    cleanups.push(() => gateway.close(0));
+    await expectEveryProtocolToFail(path, gateway.url, "unavailable", "UPSTREAM_CONNECTION_LOST");
+  });
 });
 
 describe("answers without an RPC status, from a proxy or a broken peer", () => {
   const html = (status: number, headers: Record<string, string> = {}) =>
-    ((stream) => {
-      stream.respond({ ":status": status, "content-type": "text/html", ...headers });
-      stream.end(`<html><body><h1>${status}</h1>nginx</body></html>`);
-    }) satisfies Parameters<typeof startFakeUpstream>[0];
+    ((call) =>
+      call.respond(
+        status,
+        { "content-type": "text/html", ...headers },
+        `<html><body><h1>${status}</h1>nginx</body></html>`,
+      )) satisfies PeerBehaviour;
 
   it.each([
     [502, "unavailable", "UPSTREAM_UNAVAILABLE"],
@@ -253,10 +248,9 @@ describe("answers without an RPC status, from a proxy or a broken peer", () => {
   });
 
   it.each(relayPaths)("a 200 whose body is not a message becomes internal ($name)", async (path) => {
-    const peer = await startFakeUpstream((stream) => {
-      stream.respond({ ":status": 200, "content-type": "application/proto" });
-      stream.end(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x07]));
-    });
+    const peer = await startFakeUpstream((call) =>
+      call.respond(200, { "content-type": "application/proto" }, Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x07])),
+    );
     cleanups.push(() => peer.close());
     const { gateway } = await startGatewayFor(peer.url);
     cleanups.push(() => gateway.close(0));
@@ -264,10 +258,10 @@ describe("answers without an RPC status, from a proxy or a broken peer", () => {
   });
 
   it.each(relayPaths)("a gRPC response that ends without grpc-status becomes internal ($name)", async (path) => {
-    const peer = await startFakeUpstream((stream) => {
-      stream.respond({ ":status": 200, "content-type": "application/grpc" });
-      stream.end(Buffer.from([0, 0, 0, 0, 0])); // one empty message, then no trailers at all
-    });
+    // One empty message, then no trailers at all.
+    const peer = await startFakeUpstream((call) =>
+      call.respond(200, { "content-type": "application/grpc" }, Buffer.from([0, 0, 0, 0, 0])),
+    );
     cleanups.push(() => peer.close());
     const { gateway } = await startGatewayFor(peer.url, { upstreamProtocol: "grpc" });
     cleanups.push(() => gateway.close(0));

@@ -106,7 +106,11 @@ function readAnswer(
       // bench/README.md).
       signal.removeEventListener("abort", cancel);
       stream.off("response", onResponse).off("trailers", onTrailers).off("data", onData);
-      if (failure === undefined && headers !== undefined && stream.readableEnded) {
+      // Complete only when the API server ended the stream itself: a connection
+      // that closed mid-answer (a crashed process's FIN) also ends the stream's
+      // readable side, with RST_STREAM CANCEL recorded and no error.
+      const ended = stream.readableEnded && stream.rstCode === http2.constants.NGHTTP2_NO_ERROR;
+      if (failure === undefined && headers !== undefined && ended) {
         const status = Number(headers[":status"]);
         const all = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
         resolve({ status, headers, body: all, trailers });
