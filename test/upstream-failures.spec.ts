@@ -74,12 +74,16 @@ describe("when the API server is down", () => {
 
 describe("against a misbehaving upstream peer", () => {
   it("passes Get on in the caller's own protocol, its bytes unchanged; decodes GetHeatmap into the configured one", async () => {
-    const seen: { contentType: string | undefined; body: Buffer }[] = [];
+    const seen: { contentType: string | undefined; body: Buffer; httpVersion: string }[] = [];
     const peer = await startFakeUpstream((call) => {
       const chunks: Buffer[] = [];
       call.req.on("data", (chunk: Buffer) => chunks.push(chunk));
       call.req.on("end", () => {
-        seen.push({ contentType: call.headers["content-type"], body: Buffer.concat(chunks) });
+        seen.push({
+          contentType: call.headers["content-type"],
+          body: Buffer.concat(chunks),
+          httpVersion: call.httpVersion,
+        });
         call.respond(503, { "content-type": "text/html" }, "<html>down</html>");
       });
     });
@@ -100,6 +104,8 @@ describe("against a misbehaving upstream peer", () => {
       "application/grpc-web+proto",
       "application/proto",
     ]);
+    // gRPC needs HTTP/2; the byte relay sends Connect and gRPC-Web calls over HTTP/1.1.
+    expect(seen.map((s) => s.httpVersion)).toEqual(["1.1", "1.1", "2", "1.1", "2"]);
     expect(JSON.parse(seen[0]?.body.toString() ?? "")).toEqual({ id: "p-1" });
     expect(seen.slice(1, 4).map((s) => s.body.toString("hex"))).toEqual(
       [message, enveloped, enveloped].map((b) => b.toString("hex")),
@@ -175,7 +181,10 @@ describe("against a misbehaving upstream peer", () => {
       await vi.waitFor(() => expect(peer.requests).toHaveLength(1));
       caller.abort();
       await expect(call).rejects.toThrow();
-      expect(await upstreamEnded.promise).toBe("RST_STREAM CANCEL");
+      // Connect calls are relayed over HTTP/1.1, whose only way to give up is to close the connection.
+      expect(await upstreamEnded.promise).toBe(
+        path.name.startsWith("byte relay") ? "connection closed" : "RST_STREAM CANCEL",
+      );
       await vi.waitFor(() =>
         expect(logs.forRequest("gone-away")).toEqual([
           expect.objectContaining({ log_id: "REQ_012", level: "info", code: "canceled" }),

@@ -37,7 +37,7 @@ export interface GatewayConfig {
 /** Variables only the gateway reads. */
 export const gatewayEnv = {
   GATEWAY_PORT: port({ default: 8080, desc: "public port: Connect, gRPC and gRPC-Web, HTTP/1.1 and h2c" }),
-  API_URL: url({ default: "http://127.0.0.1:8081", desc: "where the gateway finds the API server (h2c)" }),
+  API_URL: url({ default: "http://127.0.0.1:8081", desc: "where the gateway finds the API server (HTTP/1.1 and h2c)" }),
   UPSTREAM_PROTOCOL: str({
     choices: ["connect", "grpc"],
     default: "connect",

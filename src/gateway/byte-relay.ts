@@ -183,7 +183,7 @@ function relayCall(deps: ByteRelayDeps, forwarded: readonly string[]): (call: Re
         const answer = await breaker.run(async () => {
           let answer: UpstreamAnswer;
           try {
-            answer = await upstream.exchange(req.url as string, headers, body, ending.signal);
+            answer = await upstream.exchange(req.url as string, headers, body, ending.signal, protocol.upstreamHttp);
           } catch (thrown) {
             throw fromUpstreamFailure(thrown, rc, { timeoutMs, callerEnded });
           }

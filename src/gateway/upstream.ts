@@ -1,4 +1,6 @@
+import * as http from "node:http";
 import * as http2 from "node:http2";
+import * as https from "node:https";
 import type { DescMessage, DescMethodUnary, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -10,6 +12,12 @@ export interface UpstreamConfig {
   readonly baseUrl: string;
   /** Protocol of the calls the gateway decodes itself (see byte-relay.ts for the others). */
   readonly protocol: UpstreamProtocol;
+  /**
+   * IDLE_TIMEOUT_MS, which the API server closes idle connections after: the
+   * gateway lets its idle HTTP/1.1 connections go at half of it, so that it
+   * never sends a call on a connection the API server is closing.
+   */
+  readonly idleTimeoutMs: number;
 }
 
 export interface UpstreamCallOptions {
@@ -27,7 +35,20 @@ export interface UpstreamAnswer {
   readonly trailers: http2.IncomingHttpHeaders | undefined;
 }
 
-/** The API server, seen from the gateway: unary calls over one h2c session. */
+/**
+ * The HTTP version a relayed call travels to the API server in. gRPC needs
+ * HTTP/2 (its status is in trailers); Connect unary and gRPC-Web calls are a
+ * plain request and answer, and go over kept-alive HTTP/1.1 connections, as
+ * nginx's proxy_pass does: the API server spends less per call on them than
+ * on an HTTP/2 stream, which shows most in its tail latency (bench/README.md,
+ * seventh session).
+ */
+export type UpstreamHttpVersion = "1.1" | "2";
+
+/**
+ * The API server, seen from the gateway: unary calls over one h2c session, and
+ * relayed HTTP/1.1 calls over a pool of kept-alive connections.
+ */
 export interface Upstream {
   /** A call through connect-es: the message encoded in the configured protocol. */
   call<I extends DescMessage, O extends DescMessage>(
@@ -37,13 +58,15 @@ export interface Upstream {
   ): Promise<MessageShape<O>>;
   /**
    * One POST of bytes already encoded by the caller, and its whole answer.
-   * Rejects with the transport's error (refused, reset, aborted by `signal`).
+   * Rejects with the transport's error (refused, reset), or with the signal's
+   * reason when it aborts the call.
    */
   exchange(
     path: string,
     headers: http2.OutgoingHttpHeaders,
     body: Buffer,
     signal: AbortSignal,
+    httpVersion: UpstreamHttpVersion,
   ): Promise<UpstreamAnswer>;
   close(): void;
 }
@@ -53,6 +76,12 @@ export function createUpstream(config: UpstreamConfig): Upstream {
   // PINGs and re-opened when it fails.
   const sessionManager = new Http2SessionManager(config.baseUrl);
   const options = { baseUrl: config.baseUrl, httpVersion: "2" as const, sessionManager };
+  // Relayed HTTP/1.1 calls: kept-alive connections, one call at a time each,
+  // as many as calls in flight (MAX_IN_FLIGHT bounds them). The agent's timeout
+  // closes idle connections only; calls are ended by their deadlines.
+  const overTls = config.baseUrl.startsWith("https:");
+  const agentOptions = { keepAlive: true, timeout: Math.max(1, Math.floor(config.idleTimeoutMs / 2)) };
+  const agent = overTls ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
   const transport: Transport =
     config.protocol === "grpc"
       ? createGrpcTransport(options)
@@ -62,12 +91,19 @@ export function createUpstream(config: UpstreamConfig): Upstream {
       const response = await transport.unary(method, signal, timeoutMs, headers, input);
       return response.message;
     },
-    async exchange(path, headers, body, signal) {
+    async exchange(path, headers, body, signal, httpVersion) {
       signal.throwIfAborted();
+      if (httpVersion === "1.1") {
+        const options = { method: "POST", agent, headers: { ...headers, "content-length": body.length }, signal };
+        const url = config.baseUrl + path;
+        const request = overTls ? https.request(url, options) : http.request(url, options);
+        return readHttp1Answer(request, body, signal);
+      }
       const stream = await sessionManager.request("POST", path, headers, {});
       return readAnswer(stream, body, signal, () => sessionManager.notifyResponseByteRead(stream));
     },
     close() {
+      agent.destroy();
       sessionManager.abort();
     },
   };
@@ -124,6 +160,28 @@ function readAnswer(
     stream.on("response", onResponse).on("trailers", onTrailers).on("data", onData).on("error", ignore);
     stream.once("close", onClose);
     stream.end(body);
+  });
+}
+
+/** The whole answer to an HTTP/1.1 request; an aborted call rejects with the signal's reason. */
+function readHttp1Answer(request: http.ClientRequest, body: Buffer, signal: AbortSignal): Promise<UpstreamAnswer> {
+  return new Promise((resolve, reject) => {
+    const fail = (err: unknown): void => reject(signal.aborted ? signal.reason : err);
+    request.once("error", fail);
+    request.once("response", (response) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.once("error", fail);
+      // The connection closed in the middle of the answer (Node may say so with no error).
+      response.once("close", () => {
+        if (!response.complete) fail(Object.assign(new Error("the answer was cut short"), { code: "ECONNRESET" }));
+      });
+      response.once("end", () => {
+        const all = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+        resolve({ status: response.statusCode ?? 0, headers: response.headers, body: all, trailers: undefined });
+      });
+    });
+    request.end(body);
   });
 }
 

@@ -24,7 +24,11 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
   const log = deps.log ?? createLogger({ service: "gateway", level: config.logLevel });
   const readiness = new Readiness();
   const metrics = deps.metrics ?? new RpcMetrics("gateway");
-  const upstream = createUpstream({ baseUrl: config.apiUrl, protocol: config.upstreamProtocol });
+  const upstream = createUpstream({
+    baseUrl: config.apiUrl,
+    protocol: config.upstreamProtocol,
+    idleTimeoutMs: config.limits.idleTimeoutMs,
+  });
   const protection = new ProtectionMetrics(metrics.registry);
   const rateLimiter = await createRateLimiter(config.rateLimit, log, protection);
   const listener = createGatewayListener({

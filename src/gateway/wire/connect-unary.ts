@@ -21,6 +21,7 @@ const NOT_AN_ERROR = new ConnectError("not a Connect error body", Code.Unknown);
 export const connectUnary = {
   accepts: (contentType: string) => contentTypeUnaryRegExp.test(contentType),
   envelopeBytes: 0,
+  upstreamHttp: "1.1",
   timeoutHeader: "connect-timeout-ms",
   parseTimeout(value) {
     const { timeoutMs, error } = parseTimeout(value, Number.MAX_SAFE_INTEGER);

@@ -18,6 +18,7 @@ export const grpcWeb = {
   accepts: (contentType: string) => parseContentType(contentType)?.text === false,
   // Framing and deadline are gRPC's own.
   envelopeBytes: grpc.envelopeBytes,
+  upstreamHttp: "1.1",
   timeoutHeader: grpc.timeoutHeader,
   parseTimeout: grpc.parseTimeout,
   formatTimeout: grpc.formatTimeout,

@@ -16,6 +16,7 @@ import type { WireProtocol } from "./wire-protocol.js";
 export const grpc = {
   accepts: (contentType: string) => parseContentType(contentType) !== undefined,
   envelopeBytes: 5,
+  upstreamHttp: "2",
   timeoutHeader: "grpc-timeout",
   parseTimeout(value: string | null) {
     const { timeoutMs, error } = parseTimeout(value, Number.MAX_SAFE_INTEGER);

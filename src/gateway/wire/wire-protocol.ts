@@ -1,7 +1,7 @@
 import type { OutgoingHttpHeaders } from "node:http";
 import type { ConnectError } from "@connectrpc/connect";
 import type { RequestContext } from "../../shared/request-context.js";
-import type { UpstreamAnswer } from "../upstream.js";
+import type { UpstreamAnswer, UpstreamHttpVersion } from "../upstream.js";
 import { connectUnary } from "./connect-unary.js";
 import { grpc } from "./grpc.js";
 import { grpcWeb } from "./grpc-web.js";
@@ -27,6 +27,8 @@ export interface WireProtocol {
   /** The caller's deadline in ms; undefined when none; an Error when malformed. */
   parseTimeout(value: string | null): number | undefined | Error;
   formatTimeout(ms: number): string;
+  /** The HTTP version calls in this protocol travel to the API server in. */
+  readonly upstreamHttp: UpstreamHttpVersion;
   /** Request headers of this protocol, passed on to the API server as they are. */
   readonly protocolHeaders: readonly string[];
   /**
