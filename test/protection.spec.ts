@@ -2,6 +2,7 @@ import { connect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { latLngToCell } from "h3-js";
 import { afterEach, describe, expect, it } from "vitest";
+import { gatewayConfigFromEnv } from "../src/config/gateway-config.js";
 import { HeatmapService } from "../src/gen/bazbii/feed/v1/heatmap_service_pb.js";
 import { UserPostService } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
 import { ErrorInfoSchema, QuotaFailureSchema, RetryInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
@@ -162,6 +163,26 @@ describe("circuit breaker", () => {
       );
     },
   );
+});
+
+describe("upstream connections", () => {
+  it("lets an idle HTTP/1.1 connection to the API server go at half IDLE_TIMEOUT_MS, before the API server would", async () => {
+    let connectionClosed: Promise<number> | undefined;
+    const peer = await startFakeUpstream((call) => {
+      connectionClosed = call.connectionClosed;
+      call.respond(200, { "content-type": "application/proto" });
+    });
+    cleanups.push(() => peer.close());
+    const { limits } = gatewayConfigFromEnv({ NODE_ENV: "test", API_URL: peer.url, IDLE_TIMEOUT_MS: "600" });
+    const g = await startGatewayFor(peer.url, { limits });
+    cleanups.push(() => g.gateway.close(0));
+    const byteRelay = relayPaths.find((p) => p.name.startsWith("byte relay"));
+    expect(await byteRelay?.call("connect-binary", g.gateway.url)).toMatchObject({ ok: true });
+    const answered = performance.now();
+    const idleFor = (await connectionClosed) ?? 0;
+    expect(idleFor - answered).toBeGreaterThanOrEqual(250);
+    expect(idleFor - answered).toBeLessThan(600);
+  });
 });
 
 describe("deadlines", () => {

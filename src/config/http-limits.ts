@@ -7,7 +7,7 @@ export const httpLimitsEnv = {
   REQUEST_TIMEOUT_MS: num({ default: 60_000, desc: "time for a whole HTTP/1.1 request, body included" }),
   IDLE_TIMEOUT_MS: num({
     default: 65_000,
-    desc: "idle keep-alive connections and HTTP/2 sessions are closed after this",
+    desc: "idle keep-alive connections and HTTP/2 sessions are closed after this; the gateway closes its idle HTTP/1.1 connections to the API server at half of it",
   }),
   MAX_CONCURRENT_STREAMS: num({ default: 250, desc: "HTTP/2 streams open at once per connection" }),
   MAX_CONNECTIONS: num({ default: 10_000, desc: "connections open at once; more are refused" }),

@@ -24,6 +24,8 @@ export interface PeerCall {
   dropConnection(): void;
   /** How the call ended, if not with a whole answer: "RST_STREAM <code>" or "connection closed". */
   readonly ended: Promise<string>;
+  /** When (performance.now()) the TCP connection the call came on closed. */
+  readonly connectionClosed: Promise<number>;
 }
 
 export type PeerBehaviour = (call: PeerCall) => void;
@@ -80,6 +82,10 @@ function peerCall(
       } else if (!res.writableFinished) resolve("connection closed");
     });
   });
+  const socket = stream === undefined ? req.socket : stream.session?.socket;
+  const connectionClosed = new Promise<number>((resolve) => {
+    socket?.once("close", () => resolve(performance.now()));
+  });
   return {
     headers: stream === undefined ? { ...req.headers, ":path": req.url } : req.headers,
     httpVersion: stream === undefined ? "1.1" : "2",
@@ -107,9 +113,9 @@ function peerCall(
       else req.socket.destroy();
     },
     dropConnection() {
-      const socket = stream === undefined ? req.socket : stream.session?.socket;
       (socket as Socket | undefined)?.resetAndDestroy();
     },
     ended,
+    connectionClosed,
   };
 }
