@@ -79,9 +79,8 @@ export function createUpstream(config: UpstreamConfig): Upstream {
   // Relayed HTTP/1.1 calls: kept-alive connections, one call at a time each,
   // as many as calls in flight (MAX_IN_FLIGHT bounds them). The agent's timeout
   // closes idle connections only; calls are ended by their deadlines.
-  const overTls = config.baseUrl.startsWith("https:");
-  const agentOptions = { keepAlive: true, timeout: Math.max(1, Math.floor(config.idleTimeoutMs / 2)) };
-  const agent = overTls ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+  const http1 = config.baseUrl.startsWith("https:") ? https : http;
+  const agent = new http1.Agent({ keepAlive: true, timeout: Math.max(1, Math.floor(config.idleTimeoutMs / 2)) });
   const transport: Transport =
     config.protocol === "grpc"
       ? createGrpcTransport(options)
@@ -95,9 +94,7 @@ export function createUpstream(config: UpstreamConfig): Upstream {
       signal.throwIfAborted();
       if (httpVersion === "1.1") {
         const options = { method: "POST", agent, headers: { ...headers, "content-length": body.length }, signal };
-        const url = config.baseUrl + path;
-        const request = overTls ? https.request(url, options) : http.request(url, options);
-        return readHttp1Answer(request, body, signal);
+        return readHttp1Answer(http1.request(config.baseUrl + path, options), body, signal);
       }
       const stream = await sessionManager.request("POST", path, headers, {});
       return readAnswer(stream, body, signal, () => sessionManager.notifyResponseByteRead(stream));

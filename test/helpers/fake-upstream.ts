@@ -98,15 +98,9 @@ function peerCall(
       else answer.end(body);
     },
     startAnswer(status, headers, chunk) {
-      return new Promise((resolve) => {
-        if (stream === undefined) {
-          (res as http.ServerResponse).writeHead(status, headers);
-          (res as http.ServerResponse).write(chunk, () => resolve());
-        } else {
-          stream.respond({ ":status": status, ...headers });
-          stream.write(chunk, () => resolve());
-        }
-      });
+      const answer = res as http.ServerResponse;
+      answer.writeHead(status, headers);
+      return new Promise((resolve) => answer.write(chunk, () => resolve()));
     },
     cancel() {
       if (stream !== undefined) stream.close(http2.constants.NGHTTP2_CANCEL);
