@@ -17,7 +17,7 @@ import { GetRequestSchema } from "../gen/bazbii/post/v1/user_post_service_pb.js"
 // more calls and spans the servers' full garbage collections, seconds apart),
 // interleaved, so that what a ratio compares was measured seconds apart; each
 // figure is the median over the rounds. Prints one table and writes
-// bench/results.json. BENCH_DATABASE_URL gives the API server a PostgreSQL
+// bench/results.json. BENCH_DATABASE_URL gives the API servers a PostgreSQL
 // server instead of embedded PGlite; BENCH_UPSTREAM_PROTOCOL sets the
 // gateway's UPSTREAM_PROTOCOL.
 
@@ -229,7 +229,7 @@ interface Load {
   readonly note?: string;
 }
 
-type ProcessName = "api" | "gateway" | "gateway (logging off)";
+type ProcessName = "api" | "gateway" | "api (logging off)" | "gateway (logging off)";
 
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -243,7 +243,8 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "bazbii-bench-"));
   const children: ChildProcess[] = [];
   try {
-    const [apiPort, gatewayPort, quietGatewayPort, nginxHttpPort, nginxGrpcPort] = await Promise.all([
+    const [apiPort, gatewayPort, quietApiPort, quietGatewayPort, nginxHttpPort, nginxGrpcPort] = await Promise.all([
+      freePort(),
       freePort(),
       freePort(),
       freePort(),
@@ -252,6 +253,7 @@ async function main(): Promise<void> {
     ]);
     const api = `http://127.0.0.1:${apiPort}`;
     const gateway = `http://127.0.0.1:${gatewayPort}`;
+    const quietApi = `http://127.0.0.1:${quietApiPort}`;
     const quietGateway = `http://127.0.0.1:${quietGatewayPort}`;
     const production = {
       NODE_ENV: "production",
@@ -263,31 +265,39 @@ async function main(): Promise<void> {
     };
     const database =
       process.env.BENCH_DATABASE_URL === undefined ? {} : { DATABASE_URL: process.env.BENCH_DATABASE_URL };
-    const apiProcess = start("start-api", {
-      ...production,
-      ...database,
-      API_PORT: String(apiPort),
-      DATA_DIR: join(dir, "data"),
-    });
-    children.push(apiProcess);
-    await waitHealthy(api);
-    const startGateway = (port: number, logLevel: string): ChildProcess =>
+    const startApi = (port: number, logLevel: string): ChildProcess =>
+      start("start-api", {
+        ...production,
+        ...database,
+        LOG_LEVEL: logLevel,
+        API_PORT: String(port),
+        DATA_DIR: join(dir, `data-${port}`),
+      });
+    const startGateway = (port: number, logLevel: string, apiUrl: string): ChildProcess =>
       start("start-gateway", {
         ...production,
         LOG_LEVEL: logLevel,
         GATEWAY_PORT: String(port),
-        API_URL: api,
+        API_URL: apiUrl,
         UPSTREAM_PROTOCOL: process.env.BENCH_UPSTREAM_PROTOCOL ?? "connect",
       });
-    // The same gateway twice, logging at info and not at all, both up the whole
-    // run so that the cost of logging is measured in interleaved loads.
-    const gatewayProcess = startGateway(gatewayPort, "info");
-    const quietGatewayProcess = startGateway(quietGatewayPort, "silent");
+    // The same stack twice, logging at info and not at all, both up the whole
+    // run so that the cost of logging is measured in interleaved loads. One API
+    // server at a time: both migrate the same database when it is PostgreSQL.
+    const apiProcess = startApi(apiPort, "info");
+    children.push(apiProcess);
+    await waitHealthy(api);
+    const quietApiProcess = startApi(quietApiPort, "silent");
+    children.push(quietApiProcess);
+    await waitHealthy(quietApi);
+    const gatewayProcess = startGateway(gatewayPort, "info", api);
+    const quietGatewayProcess = startGateway(quietGatewayPort, "silent", quietApi);
     children.push(gatewayProcess, quietGatewayProcess);
     await Promise.all([waitHealthy(gateway), waitHealthy(quietGateway)]);
     const processes: Record<ProcessName, ChildProcess> = {
       api: apiProcess,
       gateway: gatewayProcess,
+      "api (logging off)": quietApiProcess,
       "gateway (logging off)": quietGatewayProcess,
     };
 
@@ -317,13 +327,17 @@ http {
     children.push(nginx);
     await sleep(500);
 
-    // One existing post to read.
-    const created = await fetch(`${api}/bazbii.post.v1.UserPostService/Create`, {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-bazbii-actor-id": "bench" },
-      body: JSON.stringify({ h3Index: "8928308280fffff", text: "bench" }),
-    });
-    const { id } = (await created.json()) as { id: string };
+    // One existing post to read, stored through each API server (with PGlite each has its own database).
+    const createPost = async (apiUrl: string): Promise<string> => {
+      const created = await fetch(`${apiUrl}/bazbii.post.v1.UserPostService/Create`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-bazbii-actor-id": "bench" },
+        body: JSON.stringify({ h3Index: "8928308280fffff", text: "bench" }),
+      });
+      return ((await created.json()) as { id: string }).id;
+    };
+    const id = await createPost(api);
+    const quietId = await createPost(quietApi);
     const path = "/bazbii.post.v1.UserPostService/Get";
     const grpcBody = join(dir, "get.bin");
     const message = toBinary(GetRequestSchema, create(GetRequestSchema, { id }));
@@ -373,9 +387,16 @@ http {
         crosses: viaGateway,
         drive: connectJson(`${gateway}${path}`, { id: "missing" }),
       },
+      // The same two calls through the stack with logging off in both processes: what
+      // info logging costs the error path, and what the error path costs without it.
+      gatewayJsonQuiet: {
+        name: "connect-json Get, gateway, logging off",
+        crosses: ["api (logging off)", "gateway (logging off)"],
+        drive: connectJson(`${quietGateway}${path}`, { id: quietId }),
+      },
       notFoundQuiet: {
         name: "connect-json Get not_found, gateway, logging off",
-        crosses: ["api", "gateway (logging off)"],
+        crosses: ["api (logging off)", "gateway (logging off)"],
         drive: connectJson(`${quietGateway}${path}`, { id: "missing" }),
       },
       // The API server's own error path, for scale: the gateway cannot be cheaper than it.
@@ -430,6 +451,8 @@ http {
     }
     await connectJson(`${gateway}${path}`, { id }, { connections: 500 })(SECONDS);
     const rss = await rssMb(gatewayProcess.pid as number);
+    // The API server has no memory target; its peak over the run says what its Node flags cost.
+    const apiRss = await rssMb(apiProcess.pid as number);
 
     const rows: Row[] = loads.map(({ name, note, crosses }) => {
       const s = samples.get(name) ?? [];
@@ -459,11 +482,13 @@ http {
       gatewayOverNginxGrpc: rpsRatio(load.gatewayGrpc, load.nginxGrpc),
       nginxOverDirectConnectJson: rpsRatio(load.nginxJson, load.directJson),
       errorOverSuccessNotFound: rpsRatio(load.notFound, load.gatewayJson),
+      errorOverSuccessNotFoundLoggingOff: rpsRatio(load.notFoundQuiet, load.gatewayJsonQuiet),
       errorOverSuccessDirect: rpsRatio(load.notFoundDirect, load.directJson),
       errorOverSuccessRejected: rpsRatio(load.rejected, load.gatewayJson),
       addedP50Ms: perRound(load.gatewayAtRate, load.directAtRate, (x, y) => x.p50Ms - y.p50Ms),
       addedP99Ms: perRound(load.gatewayAtRate, load.directAtRate, (x, y) => x.p99Ms - y.p99Ms),
       gatewayRssMbAt500Connections: rss.peak,
+      apiRssMbPeak: apiRss.peak,
       infoLoggingCost: perRound(load.notFound, load.notFoundQuiet, (x, y) => 1 - x.rps / y.rps),
     };
 
