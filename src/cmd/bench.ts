@@ -424,29 +424,37 @@ http {
       },
     } satisfies Record<string, Load>;
     const loads: Load[] = Object.values(load);
+    // The gRPC loads run in a phase of their own, after all rounds of the others:
+    // part of what a gRPC load costs the API server (2–3 times a Connect call's
+    // CPU) fell on whichever load came next (bench/README.md, eighth session).
+    const grpcLoads: Load[] = [load.directGrpc, load.gatewayGrpc, load.nginxGrpc];
+    const phases = [loads.filter((l) => !grpcLoads.includes(l)), grpcLoads];
 
-    // JIT warm-up: every path once, unrecorded, so round 1 does not measure compilation.
-    process.stderr.write(`warm-up: ${loads.length} loads of ${WARM_UP_SECONDS} s\n`);
-    for (const { drive } of loads) await drive(WARM_UP_SECONDS);
+    const measure = async ({ name, drive, crosses, seconds }: Load, round: number): Promise<Sample> => {
+      const cpuNow = () =>
+        Promise.all([...crosses.map((p) => cpuSeconds(processes[p].pid as number)), loadGeneratorCpuSeconds()]);
+      const before = await cpuNow();
+      const result = await drive(seconds ?? SECONDS);
+      const after = await cpuNow();
+      const cpuUsPerRequest: Record<string, number> = {};
+      [...crosses, LOAD_GENERATOR].forEach((p, i) => {
+        cpuUsPerRequest[p] = Math.round(
+          (((after[i] as number) - (before[i] as number)) * 1e6) / Math.max(1, result.requests),
+        );
+      });
+      process.stderr.write(
+        `round ${round}/${ROUNDS} ${name}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms\n`,
+      );
+      return { ...result, cpuUsPerRequest };
+    };
 
     const samples = new Map<string, Sample[]>(loads.map((l) => [l.name, []]));
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const { name, drive, crosses, seconds } of loads) {
-        const cpuNow = () =>
-          Promise.all([...crosses.map((p) => cpuSeconds(processes[p].pid as number)), loadGeneratorCpuSeconds()]);
-        const before = await cpuNow();
-        const result = await drive(seconds ?? SECONDS);
-        const after = await cpuNow();
-        const cpuUsPerRequest: Record<string, number> = {};
-        [...crosses, LOAD_GENERATOR].forEach((p, i) => {
-          cpuUsPerRequest[p] = Math.round(
-            (((after[i] as number) - (before[i] as number)) * 1e6) / Math.max(1, result.requests),
-          );
-        });
-        samples.get(name)?.push({ ...result, cpuUsPerRequest });
-        process.stderr.write(
-          `round ${round}/${ROUNDS} ${name}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms\n`,
-        );
+    for (const phase of phases) {
+      // JIT warm-up: every path once, unrecorded, so round 1 does not measure compilation.
+      process.stderr.write(`warm-up: ${phase.length} loads of ${WARM_UP_SECONDS} s\n`);
+      for (const { drive } of phase) await drive(WARM_UP_SECONDS);
+      for (let round = 1; round <= ROUNDS; round++) {
+        for (const l of phase) samples.get(l.name)?.push(await measure(l, round));
       }
     }
     await connectJson(`${gateway}${path}`, { id }, { connections: 500 })(SECONDS);
