@@ -183,6 +183,49 @@ describe("upstream connections", () => {
     expect(idleFor - answered).toBeGreaterThanOrEqual(250);
     expect(idleFor - answered).toBeLessThan(600);
   });
+
+  it("keeps at most UPSTREAM_MAX_CONNECTIONS HTTP/1.1 connections to the API server; more calls wait for one", async () => {
+    const connections = new Set<unknown>();
+    const held: (() => void)[] = [];
+    const peer = await startFakeUpstream((call) => {
+      connections.add(call.req.socket);
+      // Answered in pairs, so that two calls are always in flight at the API server.
+      held.push(() => call.respond(200, { "content-type": "application/proto" }));
+      if (held.length === 2) for (const answer of held.splice(0)) answer();
+    });
+    cleanups.push(() => peer.close());
+    const g = await startGatewayFor(peer.url, { upstreamMaxConnections: 2 });
+    cleanups.push(() => g.gateway.close(0));
+    const byteRelay = relayPaths.find((p) => p.name.startsWith("byte relay"));
+    const outcomes = await Promise.all(
+      Array.from({ length: 6 }, () => byteRelay?.call("connect-binary", g.gateway.url)),
+    );
+    expect(outcomes.map((o) => o?.ok)).toEqual([true, true, true, true, true, true]);
+    expect(peer.requests).toHaveLength(6);
+    expect(connections.size).toBe(2);
+  });
+
+  it("ends a call waiting for a free connection at its deadline, and serves the next one once a connection is free", async () => {
+    let answerFirst: (() => void) | undefined;
+    const peer = await startFakeUpstream((call) => {
+      if (answerFirst === undefined) answerFirst = () => call.respond(200, { "content-type": "application/proto" });
+      else call.respond(200, { "content-type": "application/proto" });
+    });
+    cleanups.push(() => peer.close());
+    // The gateway's own deadline, so that the answer is the gateway's, given while the call waits.
+    const g = await startGatewayFor(peer.url, { upstreamMaxConnections: 1, defaultTimeoutMs: 300 });
+    cleanups.push(() => g.gateway.close(0));
+    const byteRelay = relayPaths.find((p) => p.name.startsWith("byte relay"));
+    const first = byteRelay?.call("connect-binary", g.gateway.url, { timeoutMs: 10_000 });
+    await expect.poll(() => peer.requests.length).toBe(1);
+    const waiting = await byteRelay?.call("connect-binary", g.gateway.url);
+    expect(waiting).toMatchObject({ ok: false, code: "deadline_exceeded" });
+    answerFirst?.();
+    expect(await first).toMatchObject({ ok: true });
+    expect(await byteRelay?.call("connect-binary", g.gateway.url, { timeoutMs: 10_000 })).toMatchObject({ ok: true });
+    // The call that gave up waiting never reached the API server.
+    expect(peer.requests).toHaveLength(2);
+  });
 });
 
 describe("deadlines", () => {

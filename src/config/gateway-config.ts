@@ -19,6 +19,7 @@ export interface GatewayConfig {
   readonly logLevel: string;
   readonly apiUrl: string;
   readonly upstreamProtocol: UpstreamProtocol;
+  readonly upstreamMaxConnections: number;
   readonly jwtSecret: string;
   readonly defaultTimeoutMs: number;
   readonly maxTimeoutMs: number;
@@ -42,6 +43,10 @@ export const gatewayEnv = {
     choices: ["connect", "grpc"],
     default: "connect",
     desc: "protocol of the upstream calls the gateway decodes itself (GetHeatmap, Connect GET, gRPC-Web text); every other call goes on in the caller's own protocol, as its bytes",
+  }),
+  UPSTREAM_MAX_CONNECTIONS: num({
+    default: 32,
+    desc: "HTTP/1.1 connections to the API server at most (relayed Connect and gRPC-Web calls, one at a time each); more calls wait for a free one within their deadlines. gRPC shares one h2c connection",
   }),
   AUTH_JWT_SECRET: str({
     default: DEVELOPMENT_JWT_SECRET,
@@ -94,6 +99,7 @@ export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): G
     logLevel: env.LOG_LEVEL,
     apiUrl: env.API_URL,
     upstreamProtocol: env.UPSTREAM_PROTOCOL as UpstreamProtocol,
+    upstreamMaxConnections: env.UPSTREAM_MAX_CONNECTIONS,
     jwtSecret: env.AUTH_JWT_SECRET,
     defaultTimeoutMs: env.DEFAULT_TIMEOUT_MS,
     maxTimeoutMs: env.MAX_TIMEOUT_MS,

@@ -18,6 +18,14 @@ export interface UpstreamConfig {
    * never sends a call on a connection the API server is closing.
    */
   readonly idleTimeoutMs: number;
+  /**
+   * HTTP/1.1 connections to the API server at most. Calls beyond them wait in
+   * the agent's queue: an API server sharing a few cores serves more calls/s
+   * over a few dozen connections than over one per caller, and each connection
+   * costs the gateway memory (bench/README.md, eighth session). The deadline
+   * a waiting call carries to the API server is the one left when it was queued.
+   */
+  readonly maxConnections: number;
 }
 
 export interface UpstreamCallOptions {
@@ -77,10 +85,14 @@ export function createUpstream(config: UpstreamConfig): Upstream {
   const sessionManager = new Http2SessionManager(config.baseUrl);
   const options = { baseUrl: config.baseUrl, httpVersion: "2" as const, sessionManager };
   // Relayed HTTP/1.1 calls: kept-alive connections, one call at a time each,
-  // as many as calls in flight (MAX_IN_FLIGHT bounds them). The agent's timeout
-  // closes idle connections only; calls are ended by their deadlines.
+  // at most maxConnections; a call waiting for one is still ended by its
+  // deadline. The agent's timeout closes idle connections only.
   const http1 = config.baseUrl.startsWith("https:") ? https : http;
-  const agent = new http1.Agent({ keepAlive: true, timeout: Math.max(1, Math.floor(config.idleTimeoutMs / 2)) });
+  const agent = new http1.Agent({
+    keepAlive: true,
+    maxSockets: config.maxConnections,
+    timeout: Math.max(1, Math.floor(config.idleTimeoutMs / 2)),
+  });
   const transport: Transport =
     config.protocol === "grpc"
       ? createGrpcTransport(options)
@@ -165,6 +177,9 @@ function readHttp1Answer(request: http.ClientRequest, body: Buffer, signal: Abor
   return new Promise((resolve, reject) => {
     const fail = (err: unknown): void => reject(signal.aborted ? signal.reason : err);
     request.once("error", fail);
+    // Node destroys the request on abort, but a request still waiting for a free
+    // connection reports it only once one frees: the caller's deadline is now.
+    signal.addEventListener("abort", () => fail(signal.reason), { once: true });
     request.once("response", (response) => {
       const chunks: Buffer[] = [];
       response.on("data", (chunk: Buffer) => chunks.push(chunk));

@@ -28,6 +28,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
     baseUrl: config.apiUrl,
     protocol: config.upstreamProtocol,
     idleTimeoutMs: config.limits.idleTimeoutMs,
+    maxConnections: config.upstreamMaxConnections,
   });
   const protection = new ProtectionMetrics(metrics.registry);
   const rateLimiter = await createRateLimiter(config.rateLimit, log, protection);
