@@ -166,6 +166,8 @@ describe("circuit breaker", () => {
 });
 
 describe("upstream connections", () => {
+  const byteRelay = relayPaths.find((p) => p.name.startsWith("byte relay"));
+
   it("lets an idle HTTP/1.1 connection to the API server go at half IDLE_TIMEOUT_MS, before the API server would", async () => {
     let connectionClosed: Promise<number> | undefined;
     const peer = await startFakeUpstream((call) => {
@@ -176,7 +178,6 @@ describe("upstream connections", () => {
     const { limits } = gatewayConfigFromEnv({ NODE_ENV: "test", API_URL: peer.url, IDLE_TIMEOUT_MS: "600" });
     const g = await startGatewayFor(peer.url, { limits });
     cleanups.push(() => g.gateway.close(0));
-    const byteRelay = relayPaths.find((p) => p.name.startsWith("byte relay"));
     expect(await byteRelay?.call("connect-binary", g.gateway.url)).toMatchObject({ ok: true });
     const answered = performance.now();
     const idleFor = (await connectionClosed) ?? 0;
@@ -189,14 +190,13 @@ describe("upstream connections", () => {
     const held: (() => void)[] = [];
     const peer = await startFakeUpstream((call) => {
       connections.add(call.req.socket);
-      // Answered in pairs, so that two calls are always in flight at the API server.
+      // Answered in pairs, so that calls overlap at the API server.
       held.push(() => call.respond(200, { "content-type": "application/proto" }));
       if (held.length === 2) for (const answer of held.splice(0)) answer();
     });
     cleanups.push(() => peer.close());
     const g = await startGatewayFor(peer.url, { upstreamMaxConnections: 2 });
     cleanups.push(() => g.gateway.close(0));
-    const byteRelay = relayPaths.find((p) => p.name.startsWith("byte relay"));
     const outcomes = await Promise.all(
       Array.from({ length: 6 }, () => byteRelay?.call("connect-binary", g.gateway.url)),
     );
@@ -215,7 +215,6 @@ describe("upstream connections", () => {
     // The gateway's own deadline, so that the answer is the gateway's, given while the call waits.
     const g = await startGatewayFor(peer.url, { upstreamMaxConnections: 1, defaultTimeoutMs: 300 });
     cleanups.push(() => g.gateway.close(0));
-    const byteRelay = relayPaths.find((p) => p.name.startsWith("byte relay"));
     const first = byteRelay?.call("connect-binary", g.gateway.url, { timeoutMs: 10_000 });
     await expect.poll(() => peer.requests.length).toBe(1);
     const waiting = await byteRelay?.call("connect-binary", g.gateway.url);
