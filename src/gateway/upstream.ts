@@ -8,7 +8,7 @@ import { createConnectTransport, createGrpcTransport, Http2SessionManager } from
 export type UpstreamProtocol = "connect" | "grpc";
 
 export interface UpstreamConfig {
-  /** Where the API server listens, e.g. http://127.0.0.1:8081 (h2c). */
+  /** Where the API server listens, e.g. http://127.0.0.1:8081 (HTTP/1.1 and h2c). */
   readonly baseUrl: string;
   /** Protocol of the calls the gateway decodes itself (see byte-relay.ts for the others). */
   readonly protocol: UpstreamProtocol;
@@ -175,11 +175,15 @@ function readAnswer(
 /** The whole answer to an HTTP/1.1 request; an aborted call rejects with the signal's reason. */
 function readHttp1Answer(request: http.ClientRequest, body: Buffer, signal: AbortSignal): Promise<UpstreamAnswer> {
   return new Promise((resolve, reject) => {
-    const fail = (err: unknown): void => reject(signal.aborted ? signal.reason : err);
-    request.once("error", fail);
     // Node destroys the request on abort, but a request still waiting for a free
     // connection reports it only once one frees: the caller's deadline is now.
-    signal.addEventListener("abort", () => fail(signal.reason), { once: true });
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    const fail = (err: unknown): void => {
+      signal.removeEventListener("abort", onAbort);
+      reject(signal.aborted ? signal.reason : err);
+    };
+    request.once("error", fail);
     request.once("response", (response) => {
       const chunks: Buffer[] = [];
       response.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -189,6 +193,7 @@ function readHttp1Answer(request: http.ClientRequest, body: Buffer, signal: Abor
         if (!response.complete) fail(Object.assign(new Error("the answer was cut short"), { code: "ECONNRESET" }));
       });
       response.once("end", () => {
+        signal.removeEventListener("abort", onAbort);
         const all = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
         resolve({ status: response.statusCode ?? 0, headers: response.headers, body: all, trailers: undefined });
       });
