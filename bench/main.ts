@@ -1,0 +1,220 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { GetRequestSchema } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
+import { connectJson, grpc, pacedConnectJson, writeGrpcBody } from "./loads.js";
+import { Processes, rssMb } from "./processes.js";
+import { type Load, measureRounds, type Row } from "./rounds.js";
+
+// npm run bench: the gateway hop measured against a direct call and an nginx
+// hop, on loopback, every load bounded in time. After a warm-up, every load
+// runs in BENCH_ROUNDS rounds (default 5) of BENCH_SECONDS each (default 3;
+// BENCH_PACED_SECONDS, default 10, for the loads at a fixed rate, whose p99 needs
+// more calls and spans the servers' full garbage collections, seconds apart),
+// interleaved, so that what a ratio compares was measured seconds apart; each
+// figure is the median over the rounds. Prints one table and writes
+// bench/results.json. BENCH_DATABASE_URL gives the API servers a PostgreSQL
+// server instead of embedded PGlite; BENCH_UPSTREAM_PROTOCOL sets the
+// gateway's UPSTREAM_PROTOCOL. Run from the repository's root, after
+// `npm run build`: the servers start from dist/cmd.
+//
+// This file is the scenario: which servers run, which loads cross them, what
+// is compared. A server is one line below (Processes starts it and stops it),
+// a load one entry of `load`, naming the servers whose CPU it reports.
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const PACED_SECONDS = Number(process.env.BENCH_PACED_SECONDS ?? 10);
+const WARM_UP_SECONDS = 2;
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "bazbii-bench-"));
+  const processes = new Processes(dir, {
+    databaseUrl: process.env.BENCH_DATABASE_URL,
+    upstreamProtocol: process.env.BENCH_UPSTREAM_PROTOCOL ?? "connect",
+  });
+  try {
+    // The same stack twice, logging at info and not at all, both up the whole
+    // run so that the cost of logging is measured in interleaved loads. One API
+    // server at a time: both migrate the same database when it is PostgreSQL.
+    const api = await processes.apiServer("api", "info");
+    const quietApi = await processes.apiServer("api (logging off)", "silent");
+    const [gateway, quietGateway] = await Promise.all([
+      processes.gateway("gateway", "info", api),
+      processes.gateway("gateway (logging off)", "silent", quietApi),
+    ]);
+    // nginx as the reference hop.
+    const nginx = await processes.nginx(api);
+
+    // One existing post to read, stored through each API server (with PGlite each has its own database).
+    const createPost = async (apiUrl: string): Promise<string> => {
+      const created = await fetch(`${apiUrl}/bazbii.post.v1.UserPostService/Create`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-bazbii-actor-id": "bench" },
+        body: JSON.stringify({ h3Index: "8928308280fffff", text: "bench" }),
+      });
+      return ((await created.json()) as { id: string }).id;
+    };
+    const id = await createPost(api.url);
+    const quietId = await createPost(quietApi.url);
+    const path = "/bazbii.post.v1.UserPostService/Get";
+    const grpcBody = join(dir, "get.bin");
+    await writeGrpcBody(grpcBody, toBinary(GetRequestSchema, create(GetRequestSchema, { id })));
+
+    // Measure the direct rate first: the latency loads run at 30% of it. The
+    // first pass only warms the API server up (its rate came out 543 and 944
+    // calls/s in two runs on one machine); the second sets the rate.
+    const directGet = connectJson(`${api.url}${path}`, { id });
+    await directGet(WARM_UP_SECONDS);
+    const directRps = (await directGet(WARM_UP_SECONDS)).rps;
+    const rate = Math.max(100, Math.round(directRps * 0.3));
+    const h3Res16 = { h3Res: 16 };
+    const heatmap = "/bazbii.feed.v1.HeatmapService/GetHeatmap";
+    const hMs = "h2load: mean / max latency";
+    const viaGateway = [api, gateway];
+    const load = {
+      directJson: { name: "connect-json Get, direct", crosses: [api], drive: directGet },
+      gatewayJson: {
+        name: "connect-json Get, gateway",
+        crosses: viaGateway,
+        drive: connectJson(`${gateway.url}${path}`, { id }),
+      },
+      nginxJson: {
+        name: "connect-json Get, nginx",
+        crosses: [api],
+        drive: connectJson(`${nginx.connectUrl}${path}`, { id }),
+      },
+      directGrpc: { name: "grpc Get, direct", crosses: [api], drive: grpc(`${api.url}${path}`, grpcBody), note: hMs },
+      gatewayGrpc: {
+        name: "grpc Get, gateway",
+        crosses: viaGateway,
+        drive: grpc(`${gateway.url}${path}`, grpcBody),
+        note: hMs,
+      },
+      nginxGrpc: {
+        name: "grpc Get, nginx",
+        crosses: [api],
+        drive: grpc(`${nginx.grpcUrl}${path}`, grpcBody),
+        note: hMs,
+      },
+      notFound: {
+        name: "connect-json Get not_found, gateway",
+        crosses: viaGateway,
+        drive: connectJson(`${gateway.url}${path}`, { id: "missing" }),
+      },
+      // The same two calls through the stack with logging off in both processes: what
+      // info logging costs the error path, and what the error path costs without it.
+      gatewayJsonQuiet: {
+        name: "connect-json Get, gateway, logging off",
+        crosses: [quietApi, quietGateway],
+        drive: connectJson(`${quietGateway.url}${path}`, { id: quietId }),
+      },
+      notFoundQuiet: {
+        name: "connect-json Get not_found, gateway, logging off",
+        crosses: [quietApi, quietGateway],
+        drive: connectJson(`${quietGateway.url}${path}`, { id: "missing" }),
+      },
+      // The API server's own error path, for scale: the gateway cannot be cheaper than it.
+      notFoundDirect: {
+        name: "connect-json Get not_found, direct",
+        crosses: [api],
+        drive: connectJson(`${api.url}${path}`, { id: "missing" }),
+      },
+      rejected: {
+        name: "connect-json GetHeatmap h3_res 16, gateway",
+        crosses: [gateway],
+        drive: connectJson(`${gateway.url}${heatmap}`, h3Res16),
+      },
+      directAtRate: {
+        name: `connect-json Get paced at ${rate}/s, direct`,
+        crosses: [api],
+        drive: pacedConnectJson(`${api.url}${path}`, { id }, rate),
+        seconds: PACED_SECONDS,
+      },
+      gatewayAtRate: {
+        name: `connect-json Get paced at ${rate}/s, gateway`,
+        crosses: viaGateway,
+        drive: pacedConnectJson(`${gateway.url}${path}`, { id }, rate),
+        seconds: PACED_SECONDS,
+      },
+    } satisfies Record<string, Load>;
+    const loads: Load[] = Object.values(load);
+    // The gRPC loads run in a phase of their own, after all rounds of the others:
+    // part of what a gRPC load costs the API server (2–3 times a Connect call's
+    // CPU) fell on whichever load came next (bench/README.md).
+    const grpcLoads: Load[] = [load.directGrpc, load.gatewayGrpc, load.nginxGrpc];
+    const phases = [loads.filter((l) => !grpcLoads.includes(l)), grpcLoads];
+    const measured = await measureRounds(phases, { rounds: ROUNDS, seconds: SECONDS, warmUpSeconds: WARM_UP_SECONDS });
+
+    // Last, the gateway's memory under many callers: its peak RSS is the figure.
+    await connectJson(`${gateway.url}${path}`, { id }, { connections: 500 })(SECONDS);
+    const rss = await rssMb(gateway.pid);
+    // The API server has no memory target; its peak over the run says what its Node flags cost.
+    const apiRss = await rssMb(api.pid);
+
+    const rows = loads.map((l) => measured.row(l));
+    const ratios = {
+      gatewayOverDirectConnectJson: measured.rpsRatio(load.gatewayJson, load.directJson),
+      gatewayOverDirectGrpc: measured.rpsRatio(load.gatewayGrpc, load.directGrpc),
+      gatewayOverNginxConnectJson: measured.rpsRatio(load.gatewayJson, load.nginxJson),
+      gatewayOverNginxGrpc: measured.rpsRatio(load.gatewayGrpc, load.nginxGrpc),
+      nginxOverDirectConnectJson: measured.rpsRatio(load.nginxJson, load.directJson),
+      errorOverSuccessNotFound: measured.rpsRatio(load.notFound, load.gatewayJson),
+      errorOverSuccessNotFoundLoggingOff: measured.rpsRatio(load.notFoundQuiet, load.gatewayJsonQuiet),
+      errorOverSuccessDirect: measured.rpsRatio(load.notFoundDirect, load.directJson),
+      errorOverSuccessRejected: measured.rpsRatio(load.rejected, load.gatewayJson),
+      addedP50Ms: measured.perRound(load.gatewayAtRate, load.directAtRate, (x, y) => x.p50Ms - y.p50Ms),
+      addedP99Ms: measured.perRound(load.gatewayAtRate, load.directAtRate, (x, y) => x.p99Ms - y.p99Ms),
+      gatewayRssMbAt500Connections: rss.peak,
+      apiRssMbPeak: apiRss.peak,
+      infoLoggingCost: measured.perRound(load.notFound, load.notFoundQuiet, (x, y) => 1 - x.rps / y.rps),
+    };
+
+    process.stdout.write(table(rows, ratios));
+    await mkdir("bench", { recursive: true });
+    await writeFile(
+      "bench/results.json",
+      `${JSON.stringify(
+        {
+          date: new Date().toISOString(),
+          seconds: SECONDS,
+          pacedSeconds: PACED_SECONDS,
+          rounds: ROUNDS,
+          cores: cpus().length,
+          database: process.env.BENCH_DATABASE_URL === undefined ? "pglite" : "postgres",
+          rows,
+          ratios,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+  } finally {
+    processes.stopAll();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The rows, then the ratios, as printed on stdout. */
+function table(rows: readonly Row[], ratios: Record<string, number>): string {
+  const width = Math.max(...rows.map((r) => r.name.length));
+  const cpuText = (r: Row) =>
+    Object.entries(r.cpuUsPerRequest)
+      .map(([name, us]) => `${name} ${us}`)
+      .join(", ");
+  const lines = [
+    `${ROUNDS} rounds of ${SECONDS} s per load (${PACED_SECONDS} s at a fixed rate); medians (req/s range over the rounds); CPU µs per request`,
+    "",
+    `${"load".padEnd(width)}  req/s   (range)         p50 ms  p99 ms  CPU µs/request`,
+    ...rows.map(
+      (r) =>
+        `${r.name.padEnd(width)}  ${r.rps.toFixed(0).padStart(6)}  ${`(${r.rpsRange.map((v) => v.toFixed(0)).join("–")})`.padEnd(14)}  ${String(r.p50Ms).padStart(6)}  ${String(r.p99Ms).padStart(6)}  ${cpuText(r)}`,
+    ),
+    "",
+    ...Object.entries(ratios).map(([k, v]) => `${k.padEnd(32)} ${Number.isInteger(v) ? v : v.toFixed(2)}`),
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+await main();
