@@ -1,21 +1,30 @@
 import { ConfigError } from "../config/env.js";
 import type { RunningServer } from "../servers/running-server.js";
+import { logmsg } from "../shared/logging/log-catalog.js";
+import { createLogger } from "../shared/logging/logger.js";
 import { backportAsyncResourceBind } from "../shared/runtime/async-resource-bind.js";
 
 /**
  * Runs servers until SIGTERM or SIGINT, then stops them gracefully (the last
- * one started stops first) and exits 0. A bad configuration exits 1 with the
- * variable named; any other start-up failure exits 1 with its cause.
+ * one started stops first) and exits 0. A start-up failure exits 1, logged as
+ * SYS_003 on stdout like every other line (the configuration is not read yet,
+ * so at the default level), and said in plain words on stderr for whoever
+ * started it in a terminal: a bad configuration names the variable.
  */
-export async function runUntilSignalled(start: () => Promise<RunningServer[]>): Promise<void> {
+export async function runUntilSignalled(service: string, start: () => Promise<RunningServer[]>): Promise<void> {
   backportAsyncResourceBind(); // process-wide, before any HTTP/2 session exists
   let servers: RunningServer[];
   try {
     servers = await start();
   } catch (err) {
-    process.stderr.write(
-      `${err instanceof ConfigError ? err.message : `failed to start: ${String((err as Error)?.stack ?? err)}`}\n`,
-    );
+    const log = createLogger({ service, level: "info" });
+    if (err instanceof ConfigError) {
+      logmsg.ServerStartFailed.emit(log, { err: { type: err.name, message: err.message } });
+      process.stderr.write(`${err.message}\n`);
+    } else {
+      logmsg.ServerStartFailed.emit(log, { err });
+      process.stderr.write(`failed to start: ${String((err as Error)?.stack ?? err)}\n`);
+    }
     process.exit(1);
   }
   let stopping = false;

@@ -2,4 +2,4 @@ import { gatewayConfigFromEnv } from "../config/gateway-config.js";
 import { startGateway } from "../servers/gateway-server.js";
 import { runUntilSignalled } from "./run.js";
 
-await runUntilSignalled(async () => [await startGateway(gatewayConfigFromEnv())]);
+await runUntilSignalled("gateway", async () => [await startGateway(gatewayConfigFromEnv())]);

@@ -6,7 +6,7 @@ import { runUntilSignalled } from "./run.js";
 
 // Both servers in one process, on embedded defaults. The gateway still calls
 // the API server over a real h2c connection, as in a deployment.
-await runUntilSignalled(async () => {
+await runUntilSignalled("bazbii", async () => {
   const gatewayConfig = gatewayConfigFromEnv();
   const api = await startApiServer(apiConfigFromEnv());
   return [api, await startGateway(gatewayConfig)];
