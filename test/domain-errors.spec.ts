@@ -6,12 +6,12 @@ import { openStorage } from "../src/adapters/storage/open-storage.js";
 import { storageFailure } from "../src/adapters/storage/storage-failure.js";
 import { is } from "../src/domain/errors.js";
 import { ErrStorageConflict, ErrStorageUnavailable } from "../src/domain/storage-errors.js";
+import { HeatmapService } from "../src/gen/bazbii/feed/v1/heatmap_service_pb.js";
 import { UserPostService } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
   LocalizedMessageSchema,
-  PreconditionFailureSchema,
   RetryInfoSchema,
 } from "../src/gen/google/rpc/error_details_pb.js";
 import { detailOf } from "./helpers/details.js";
@@ -84,20 +84,16 @@ describe("text rules", () => {
 });
 
 describe("deleting", () => {
-  it("twice → failed_precondition with a PreconditionFailure on the post", async () => {
+  it("twice by its author succeeds both times (Delete is IDEMPOTENT), and the post stays gone", async () => {
     const created = await call(UserPostService.method.create, { h3Index: cell(), text: "short-lived" });
     if (!created.ok) throw new Error("create failed");
     const { id } = created.response as { id: string };
     expect((await call(UserPostService.method.delete, { id })).ok).toBe(true);
-    const again = failed(await call(UserPostService.method.delete, { id }));
-    expect(again).toMatchObject({
-      code: "failed_precondition",
-      httpStatus: 400,
-      message: `post ${id} was already deleted`,
-    });
-    expect(detailOf(again.details, PreconditionFailureSchema)?.violations).toEqual([
-      expect.objectContaining({ type: "STATE", subject: `posts/${id}` }),
-    ]);
+    expect((await call(UserPostService.method.delete, { id })).ok).toBe(true);
+    expect(failed(await call(UserPostService.method.get, { id }))).toMatchObject({ code: "not_found" });
+    // Someone else still may not, deleted or not.
+    const bob = { authorization: `Bearer ${await system.token("bob")}` };
+    expect(failed(await call(UserPostService.method.delete, { id }, bob))).toMatchObject({ code: "permission_denied" });
   });
 
   it("a reused request_id for a different post → failed_precondition", async () => {
@@ -106,6 +102,54 @@ describe("deleting", () => {
     const reused = failed(await call(UserPostService.method.create, { h3Index: cell(), text: "second", requestId }));
     expect(reused).toMatchObject({ code: "failed_precondition" });
     expect(detailOf(reused.details, ErrorInfoSchema)?.reason).toBe("REQUEST_ID_REUSED");
+  });
+});
+
+describe("every violation of a request, in one answer", () => {
+  it("a Create with three bad fields → one BadRequest with all three, in field order; the message is the first's", async () => {
+    const bad = failed(
+      await call(UserPostService.method.create, { h3Index: "nope", text: " ", requestId: "has space" }),
+    );
+    expect(bad).toMatchObject({ code: "invalid_argument", message: "invalid H3 index" });
+    expect(detailOf(bad.details, ErrorInfoSchema)?.reason).toBe("INVALID_H3_INDEX");
+    expect(
+      detailOf(bad.details, BadRequestSchema)?.fieldViolations.map((v) => ({ field: v.field, reason: v.reason })),
+    ).toEqual([
+      { field: "h3_index", reason: "INVALID_H3_INDEX" },
+      { field: "text", reason: "TEXT_EMPTY" },
+      { field: "request_id", reason: "INVALID_REQUEST_ID" },
+    ]);
+  });
+
+  it("a GetHeatmap with a bad h3_res and a bad area → both, through the gateway as directly", async () => {
+    for (const baseUrl of [system.gateway.url, system.api.url]) {
+      const bad = failed(
+        await callWire("connect-json", baseUrl, HeatmapService.method.getHeatmap, { h3Res: 16, within: "zz" }),
+      );
+      expect(bad.message).toBe("h3_res must be between 0 and 15");
+      expect(detailOf(bad.details, BadRequestSchema)?.fieldViolations.map((v) => v.field)).toEqual([
+        "h3_res",
+        "within",
+      ]);
+    }
+  });
+});
+
+describe("text no storage can hold", () => {
+  it.each([
+    ["Get", UserPostService.method.get],
+    ["Delete", UserPostService.method.delete],
+  ] as const)("an id with NUL to %s → invalid_argument on `id`, never internal", async (_name, method) => {
+    const bad = failed(await call(method as DescMethodUnary<DescMessage, DescMessage>, { id: "a\u0000" }));
+    expect(bad).toMatchObject({ code: "invalid_argument", httpStatus: 400 });
+    expect(detailOf(bad.details, ErrorInfoSchema)?.reason).toBe("POST_ID_INVALID");
+    expect(detailOf(bad.details, BadRequestSchema)?.fieldViolations[0]?.field).toBe("id");
+  });
+
+  it("a text with an unpaired surrogate → invalid_argument on `text` (protobuf-es refuses it), never a changed text", async () => {
+    const bad = failed(await call(UserPostService.method.create, { h3Index: cell(), text: "a\ud800b" }));
+    expect(bad).toMatchObject({ code: "invalid_argument", httpStatus: 400 });
+    expect(detailOf(bad.details, BadRequestSchema)?.fieldViolations[0]?.field).toBe("text");
   });
 });
 

@@ -21,6 +21,8 @@ interface SeedCase {
   readonly caller: Who;
   readonly code: string;
   readonly message: (requestId: string) => string;
+  /** LocalizedMessage (en), where it speaks to the user in other words than the status message. */
+  readonly localized?: string;
   readonly httpStatus: number;
   readonly reason: string;
   /** Log ID each process writes for one failed call; undefined when the process never sees it. */
@@ -54,6 +56,7 @@ const cases: SeedCase[] = [
     caller: "nobody",
     code: "unauthenticated",
     message: () => "actor_id not found in context",
+    localized: "you are not signed in: sign in and send Authorization: Bearer <token>",
     httpStatus: 401,
     reason: "ACTOR_MISSING",
     gatewayLogId: "REQ_002",
@@ -106,6 +109,7 @@ const cases: SeedCase[] = [
     caller: "nobody",
     code: "unauthenticated",
     message: () => "actor_id not found in context",
+    localized: "you are not signed in: sign in and send Authorization: Bearer <token>",
     httpStatus: 401,
     reason: "ACTOR_MISSING",
     gatewayLogId: "REQ_002",
@@ -209,7 +213,10 @@ describe.each(cases)("seed case: $name", (c) => {
     for (const { label, details } of failures) expect(details, label).toEqual(reference);
     expect(detailOf(reference, ErrorInfoSchema)).toMatchObject({ reason: c.reason, domain: "bazbii.dev" });
     expect(detailOf(reference, RequestInfoSchema)?.requestId).toBe(requestId);
-    expect(detailOf(reference, LocalizedMessageSchema)).toMatchObject({ locale: "en", message: c.message(requestId) });
+    expect(detailOf(reference, LocalizedMessageSchema)).toMatchObject({
+      locale: "en",
+      message: c.localized ?? c.message(requestId),
+    });
   });
 
   it("logs each failure once per process, under the expected log ID, with the request id", () => {

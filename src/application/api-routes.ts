@@ -1,10 +1,10 @@
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectError, ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { HeatmapService as DomainHeatmapService } from "../domain/feed/heatmap-service.js";
 import type { PostService } from "../domain/post/post-service.js";
 import { HeatmapService } from "../gen/bazbii/feed/v1/heatmap_service_pb.js";
 import { UserPostService } from "../gen/bazbii/post/v1/user_post_service_pb.js";
-import { detailProtocolErrors } from "../shared/errors/protocol-errors.js";
+import { checkConnectGet, detailProtocolErrors } from "../shared/errors/protocol-errors.js";
 import { logMessageFor, reasonOf } from "../shared/errors/public-error.js";
 import { createFaultInterceptor } from "../shared/fault-injection.js";
 import { createHealthService, Health, type Readiness } from "../shared/health.js";
@@ -42,9 +42,11 @@ export function createApiListener(deps: ApiRoutesDeps): RequestListener {
     readMaxBytes: deps.maxRequestBytes,
     requestGate(ctx) {
       const rc = openRequestContext(ctx, deps.log);
-      detailProtocolErrors(ctx, rc, (err) => {
+      const report = (err: ConnectError): void => {
         logMessageFor(err, "api", logmsg.RequestFailed.id).emitError(rc.log, err, { reason: reasonOf(err) });
-      });
+      };
+      detailProtocolErrors(ctx, rc, report);
+      checkConnectGet(ctx, rc, report);
       const actorId = ctx.requestHeader.get(ACTOR_ID_HEADER);
       if (actorId !== null && actorId !== "") setActor(rc, actorId);
     },

@@ -1,8 +1,9 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { findDomainError } from "../domain/errors.js";
+import { type DomainError, findDomainError } from "../domain/errors.js";
 import type { DomainEvent } from "../domain/event-publisher.js";
 import type { CreationFailedEvent } from "../domain/post/post-events.js";
 import { errorCatalog } from "../shared/errors/catalog.js";
+import type { ErrorSpec } from "../shared/errors/error-spec.js";
 import { logMessageFor, publicError, reasonOf } from "../shared/errors/public-error.js";
 import { type LogMessage, logmsg } from "../shared/logging/log-catalog.js";
 import { type RequestContext, requestContextOf } from "../shared/request-context.js";
@@ -37,8 +38,14 @@ export function createErrorBoundary(): Interceptor {
 function toPublicError(thrown: unknown, rc: RequestContext, signal: AbortSignal): ConnectError {
   const domainError = findDomainError(thrown);
   if (domainError !== undefined) {
-    const spec = domainErrorMapping[domainError.reason as keyof typeof domainErrorMapping];
-    if (spec !== undefined) return publicError(spec, rc, { params: domainError.context, cause: thrown });
+    const spec = specOf(domainError);
+    if (spec !== undefined) {
+      const moreViolations = domainError.others.flatMap((other) => {
+        const otherSpec = specOf(other);
+        return otherSpec === undefined ? [] : [{ spec: otherSpec, params: other.context }];
+      });
+      return publicError(spec, rc, { params: domainError.context, cause: thrown, moreViolations });
+    }
   }
   if (thrown instanceof ConnectError && reasonOf(thrown) !== undefined) return thrown; // already public
   if (signal.aborted) {
@@ -48,6 +55,10 @@ function toPublicError(thrown: unknown, rc: RequestContext, signal: AbortSignal)
     return publicError(spec, rc, { cause: thrown });
   }
   return publicError(errorCatalog.INTERNAL, rc, { cause: thrown });
+}
+
+function specOf(err: DomainError): ErrorSpec | undefined {
+  return domainErrorMapping[err.reason as keyof typeof domainErrorMapping];
 }
 
 function logFailure(rc: RequestContext, err: ConnectError, events: readonly DomainEvent[]): void {

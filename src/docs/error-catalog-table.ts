@@ -14,17 +14,24 @@ function detailTypes(spec: ErrorSpec): string {
   if (spec.resourceInfo) types.push("ResourceInfo");
   if (spec.preconditionFailure) types.push("PreconditionFailure");
   if (spec.quotaFailure) types.push("QuotaFailure");
-  if (spec.retryDelayMs !== undefined) types.push(`RetryInfo (${spec.retryDelayMs} ms)`);
+  if (spec.retryDelayMs === "per call") types.push("RetryInfo (per call)");
+  else if (spec.retryDelayMs !== undefined) types.push(`RetryInfo (${spec.retryDelayMs} ms)`);
   return types.join(", ");
 }
 
 function loggedAs(spec: ErrorSpec): string {
-  return (["api", "gateway"] as const)
-    .flatMap((where) => {
-      const id = spec.log[where];
-      return id === undefined ? [] : [`${where === "api" ? "API" : "gateway"}: \`${id}\` ${logMessageById(id).msg}`];
-    })
-    .join("<br>");
+  const lines = (["api", "gateway"] as const).flatMap((where) => {
+    const id = spec.log[where];
+    return id === undefined ? [] : [`${where === "api" ? "API" : "gateway"}: \`${id}\` ${logMessageById(id).msg}`];
+  });
+  if (spec.logLevel !== undefined) lines.push(`at ${spec.logLevel}`);
+  return lines.join("<br>");
+}
+
+/** The status message, and the words for the user where they differ (LocalizedMessage). */
+function messageCell(spec: ErrorSpec): string {
+  if (spec.statusMessage === undefined) return cell(spec.message.en);
+  return cell(`${spec.statusMessage} (LocalizedMessage: ${spec.message.en})`);
 }
 
 /** docs/errors.md's table: every public error, from the catalog, the code table and the domain mapping. */
@@ -41,13 +48,13 @@ export function renderErrorCatalogTable(): string {
         ?.map((r) => `\`${r}\``)
         .join(", ") ?? "";
     return [
-      `\`${spec.reason}\``,
+      spec.retired ? `\`${spec.reason}\` (retired)` : `\`${spec.reason}\``,
       spec.reason === "FAULT_INJECTED" ? "the requested one" : `\`${code.name}\``,
       spec.reason === "FAULT_INJECTED" ? "by code" : String(code.httpStatus),
       spec.reason === "FAULT_INJECTED" ? "by code" : code.retryClass,
       loggedAs(spec),
       fromDomain,
-      cell(spec.message.en),
+      messageCell(spec),
       cell(spec.message.ja),
       detailTypes(spec),
     ].join(" | ");

@@ -16,6 +16,8 @@ export class DomainError<R extends string = string> extends Error {
   readonly #sentinel: DomainError<R>;
   /** Dynamic parts of the message, by lowerCamelCase key. */
   readonly context: Readonly<Record<string, string>>;
+  /** Other failures the same validation found in the same request (see checkAll). */
+  readonly others: readonly DomainError[];
 
   private constructor(
     reason: R,
@@ -23,6 +25,7 @@ export class DomainError<R extends string = string> extends Error {
     sentinel: DomainError<R> | undefined,
     context: Readonly<Record<string, string>>,
     cause: unknown,
+    others: readonly DomainError[] = [],
   ) {
     // Expected failures (not found, bad input) are hot paths; a stack trace
     // says nothing about them, so it is not captured. Unexpected causes keep
@@ -33,6 +36,7 @@ export class DomainError<R extends string = string> extends Error {
     Error.stackTraceLimit = limit;
     this.reason = reason;
     this.context = context;
+    this.others = others;
     this.#sentinel = sentinel ?? this;
   }
 
@@ -53,6 +57,35 @@ export class DomainError<R extends string = string> extends Error {
   wrap(message: string, context: Readonly<Record<string, string>> = {}, cause?: unknown): DomainError<R> {
     return new DomainError(this.reason, message, this.sentinel, context, cause);
   }
+
+  /** This failure, reported together with others found in the same request. */
+  withOthers(others: readonly DomainError[]): DomainError<R> {
+    return new DomainError(this.reason, this.message, this.sentinel, this.context, this.cause, others);
+  }
+}
+
+/**
+ * Runs every check of a request and returns their results, or throws once
+ * with every domain failure among them: the first, carrying the rest in
+ * `others`, so that a caller learns of all its mistakes in one answer. Any
+ * other error is thrown as it is.
+ */
+export function checkAll<const T extends readonly (() => unknown)[]>(
+  checks: T,
+): { -readonly [K in keyof T]: ReturnType<T[K]> } {
+  const results: unknown[] = [];
+  const failures: DomainError[] = [];
+  for (const check of checks) {
+    try {
+      results.push(check());
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err;
+      failures.push(err);
+    }
+  }
+  const [first, ...others] = failures;
+  if (first !== undefined) throw others.length === 0 ? first : first.withOthers(others);
+  return results as never;
 }
 
 /** True when `err`, or anything in its `cause` chain, is or wraps `target`. */

@@ -21,6 +21,6 @@ export interface PostRepository {
   insertOnce(post: NewPost): Promise<Post>;
   /** Finds a post, deleted or not. */
   findById(id: PostId): Promise<Post | undefined>;
-  /** Marks a post deleted; false when it already was (a concurrent delete won). */
+  /** Marks a post deleted; false when it already was (a concurrent delete came first). */
   markDeleted(id: PostId, at: Date): Promise<boolean>;
 }

@@ -1,10 +1,10 @@
 import { type ActorId, parseActorId } from "../actor-id.js";
-import { findDomainError } from "../errors.js";
+import { checkAll, findDomainError } from "../errors.js";
 import type { EventPublisher } from "../event-publisher.js";
 import { ancestorsOf, parseH3Cell } from "../h3-cell.js";
 import { parseIdempotencyKey } from "./idempotency-key.js";
 import { newPostId, type Post, type PostId, parsePostId, postNotFound } from "./post.js";
-import { ErrInvalidH3Index, ErrNotPostAuthor, ErrPostAlreadyDeleted, ErrRequestIdReused } from "./post-errors.js";
+import { ErrInvalidH3Index, ErrNotPostAuthor, ErrRequestIdReused } from "./post-errors.js";
 import { creationFailed } from "./post-events.js";
 import type { PostRepository } from "./post-repository.js";
 import { parsePostText } from "./post-text.js";
@@ -32,9 +32,11 @@ export interface PostServiceDeps {
 export function createPostService({ posts, events, now = () => new Date() }: PostServiceDeps): PostService {
   async function create(input: CreatePostInput): Promise<PostId> {
     const actorId = parseActorId(input.actorId);
-    const h3Index = parseH3Cell(input.h3Index, ErrInvalidH3Index);
-    const text = parsePostText(input.text);
-    const idempotencyKey = parseIdempotencyKey(input.requestId);
+    const [h3Index, text, idempotencyKey] = checkAll([
+      () => parseH3Cell(input.h3Index, ErrInvalidH3Index),
+      () => parsePostText(input.text),
+      () => parseIdempotencyKey(input.requestId),
+    ]);
     const stored = await posts.insertOnce({
       id: newPostId(),
       actorId,
@@ -62,6 +64,11 @@ export function createPostService({ posts, events, now = () => new Date() }: Pos
     return post;
   }
 
+  /**
+   * Deletes a post of the actor's. IDEMPOTENT, as the schema declares it: the
+   * author deleting a post that is already deleted (a retry whose first answer
+   * was lost, or a concurrent delete) succeeds, so a retry never shows an error.
+   */
   async function remove(rawActorId: string, rawId: string): Promise<void> {
     const actorId: ActorId = parseActorId(rawActorId);
     const id = parsePostId(rawId);
@@ -70,9 +77,7 @@ export function createPostService({ posts, events, now = () => new Date() }: Pos
     if (post.actorId !== actorId) {
       throw ErrNotPostAuthor.wrap(`actor ${actorId} is not the author of post ${id}`, { postId: id });
     }
-    if (post.deleteTime !== undefined || !(await posts.markDeleted(id, now()))) {
-      throw ErrPostAlreadyDeleted.wrap(`post ${id} was already deleted`, { postId: id });
-    }
+    if (post.deleteTime === undefined) await posts.markDeleted(id, now());
   }
 
   return {

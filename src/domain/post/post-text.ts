@@ -1,4 +1,4 @@
-import { ErrEmptyText, ErrTextHasControlCharacters, ErrTextTooLong } from "./post-errors.js";
+import { ErrEmptyText, ErrTextHasControlCharacters, ErrTextNotUnicode, ErrTextTooLong } from "./post-errors.js";
 
 export type PostText = string & { readonly __brand: "PostText" };
 
@@ -13,6 +13,9 @@ const CONTROL_CHARACTERS = /[^\P{Cc}\t\n\r]/u;
 
 export function parsePostText(raw: string): PostText {
   if (raw.trim().length === 0) throw ErrEmptyText.wrap("text is empty");
+  // A lone surrogate cannot be stored as UTF-8: it would come back as U+FFFD,
+  // a different text (and a retried Create would then look like a reused key).
+  if (!raw.isWellFormed()) throw ErrTextNotUnicode.wrap("text has an unpaired surrogate");
   let length = 0;
   for (const _ of raw) length++;
   if (length > POST_TEXT_MAX_CHARACTERS) {

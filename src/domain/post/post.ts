@@ -1,6 +1,6 @@
 import type { ActorId } from "../actor-id.js";
 import type { H3Cell } from "../h3-cell.js";
-import { ErrMissingPostId, ErrPostNotFound } from "./post-errors.js";
+import { ErrInvalidPostId, ErrMissingPostId, ErrPostNotFound } from "./post-errors.js";
 import type { PostText } from "./post-text.js";
 
 /** Server-assigned, opaque to clients. */
@@ -23,13 +23,20 @@ export function newPostId(): PostId {
   return crypto.randomUUID() as PostId;
 }
 
+/** Control characters (NUL among them, which PostgreSQL cannot store) have no place in an id. */
+const CONTROL_CHARACTER = /\p{Cc}/u;
+
 /**
- * Ids are opaque: any non-empty string may be asked for, and an id that was
+ * Ids are opaque: any non-empty text may be asked for, and an id that was
  * never issued is simply not found (one too long to have been issued is not
- * looked up at all).
+ * looked up at all). Text no id can be (control characters, unpaired
+ * surrogates) is refused before it reaches storage.
  */
 export function parsePostId(raw: string): PostId {
   if (raw.length === 0) throw ErrMissingPostId.wrap("post id is missing");
+  if (CONTROL_CHARACTER.test(raw) || !raw.isWellFormed()) {
+    throw ErrInvalidPostId.wrap("post id has a control character or an unpaired surrogate");
+  }
   if (raw.length > POST_ID_MAX_LENGTH) throw postNotFound(raw.slice(0, POST_ID_MAX_LENGTH));
   return raw as PostId;
 }

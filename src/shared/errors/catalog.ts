@@ -67,6 +67,15 @@ export const errorCatalog = defineCatalog({
     badRequest: { field: "text" },
     log: { api: "REQ_003" },
   },
+  TEXT_NOT_UNICODE: {
+    code: Code.InvalidArgument,
+    message: {
+      en: "text must be valid Unicode: it has an unpaired surrogate",
+      ja: "本文が正しい Unicode ではありません（対になっていないサロゲートがあります）",
+    },
+    badRequest: { field: "text" },
+    log: { api: "REQ_003" },
+  },
   INVALID_REQUEST_ID: {
     code: Code.InvalidArgument,
     message: {
@@ -79,6 +88,15 @@ export const errorCatalog = defineCatalog({
   POST_ID_MISSING: {
     code: Code.InvalidArgument,
     message: { en: "id is required", ja: "id を指定してください" },
+    badRequest: { field: "id" },
+    log: { api: "REQ_003" },
+  },
+  POST_ID_INVALID: {
+    code: Code.InvalidArgument,
+    message: {
+      en: "id must not contain control characters or unpaired surrogates",
+      ja: "id に制御文字や対になっていないサロゲートは使えません",
+    },
     badRequest: { field: "id" },
     log: { api: "REQ_003" },
   },
@@ -103,6 +121,8 @@ export const errorCatalog = defineCatalog({
     message: { en: "post {postId} was already deleted", ja: "投稿 {postId} はすでに削除されています" },
     preconditionFailure: { type: "STATE", subject: "posts/{postId}" },
     log: { api: "REQ_003" },
+    // Delete is IDEMPOTENT: its author deleting a deleted post succeeds.
+    retired: true,
   },
   REQUEST_ID_REUSED: {
     code: Code.FailedPrecondition,
@@ -115,13 +135,14 @@ export const errorCatalog = defineCatalog({
   },
 
   // ── Identity ──
-  // The seed's message, also for a call without a token at the gateway: the caller
-  // gets the same error whether the gateway or the API server noticed.
+  // The seed's status message, also for a call without a token at the gateway: the
+  // caller gets the same error whether the gateway or the API server noticed.
   ACTOR_MISSING: {
     code: Code.Unauthenticated,
+    statusMessage: "actor_id not found in context",
     message: {
-      en: "actor_id not found in context",
-      ja: "actor_id がありません。サインインして Authorization: Bearer <token> を送ってください",
+      en: "you are not signed in: sign in and send Authorization: Bearer <token>",
+      ja: "サインインしていません。サインインして Authorization: Bearer <token> を送ってください",
     },
     log: { api: "REQ_001", gateway: "REQ_002" },
   },
@@ -268,7 +289,7 @@ export const errorCatalog = defineCatalog({
       ja: "{subject} の {limit} 呼び出しが多すぎます（{windowSeconds} 秒あたり最大 {max} 回）。RetryInfo の時間が過ぎてから再試行してください",
     },
     quotaFailure: { subject: "{subject}" },
-    retryDelayMs: 1000,
+    retryDelayMs: "per call",
     log: { gateway: "REQ_002" },
     notProcessed: true,
   },
@@ -288,6 +309,7 @@ export const errorCatalog = defineCatalog({
       en: "the API service is failing, so the gateway is not calling it for now; this request was not processed; retry after the delay in RetryInfo",
       ja: "API サービスで障害が続いているため、ゲートウェイは一時的に呼び出しを止めています。このリクエストは処理されていません。RetryInfo の時間が過ぎてから再試行してください",
     },
+    retryDelayMs: "per call",
     log: { gateway: "REQ_012" },
     notProcessed: true,
   },
@@ -339,15 +361,28 @@ export const errorCatalog = defineCatalog({
   },
 
   // ── Raised by the protocol layer itself (connect-es), before our handlers run ──
-  // Its code is the protocol layer's; its message is the protocol layer's description.
+  // Its code is the protocol layer's (undecodable → invalid_argument, too large →
+  // resource_exhausted, unknown compression → unimplemented); its status message
+  // is the protocol layer's description. Always the caller's doing.
   PROTOCOL_ERROR: {
     code: Code.InvalidArgument,
+    statusMessage: "{detail}",
     message: {
-      en: "{detail}",
+      en: "the request does not follow the protocol's rules: {detail}",
       ja: "リクエストをプロトコルの規則どおりに処理できませんでした: {detail}",
     },
     badRequest: { field: "{field}" },
     log: { api: "REQ_003", gateway: "REQ_002" },
+    logLevel: "warn",
+  },
+  METHOD_NOT_FOUND: {
+    code: Code.Unimplemented,
+    message: {
+      en: "there is no method {path}; check the service and method names against the schema",
+      ja: "メソッド {path} はありません。サービス名とメソッド名をスキーマと照らし合わせてください",
+    },
+    log: { gateway: "REQ_002" },
+    logLevel: "warn",
   },
 
   // ── Anything not foreseen ──

@@ -1,4 +1,5 @@
 import type { Code } from "@connectrpc/connect";
+import type { LogLevel } from "../code-table.js";
 import type { Locale } from "../locale.js";
 import type { LogId } from "../logging/log-catalog.js";
 
@@ -18,8 +19,17 @@ export interface ErrorSpec {
   /** UPPER_SNAKE, at most 63 characters, stable forever. */
   readonly reason: string;
   readonly code: Code;
-  /** Says what is wrong and how to fix it; never internals. */
+  /**
+   * Says what is wrong and how to fix it, to the user, in each language
+   * (LocalizedMessage); the English one is also the status message unless
+   * `statusMessage` is given. Never internals.
+   */
   readonly message: Readonly<Record<Locale, string>>;
+  /**
+   * The status message, where a policy fixes it in words meant for the
+   * developer rather than the user (the seed's "actor_id not found in context").
+   */
+  readonly statusMessage?: string;
   /** BadRequest: the request field at fault (proto field name). */
   readonly badRequest?: { readonly field: string };
   /** ResourceInfo: the resource's type and name (template). */
@@ -28,8 +38,20 @@ export interface ErrorSpec {
   readonly preconditionFailure?: { readonly type: string; readonly subject: string };
   /** QuotaFailure: the quota's subject (template). */
   readonly quotaFailure?: { readonly subject: string };
-  /** RetryInfo: when the server knows when to come back; an error may override it. */
-  readonly retryDelayMs?: number;
+  /**
+   * RetryInfo: when the server knows when to come back; an error may override
+   * it. "per call": every occurrence carries a delay of its own (the time left
+   * in a rate-limit window, until an endpoint is probed again).
+   */
+  readonly retryDelayMs?: number | "per call";
+  /**
+   * The level of its log line, where the code's level in the code table would
+   * blame the wrong side: `unimplemented` is a server-class code, but a caller
+   * asking for a method or a compression that does not exist broke nothing here.
+   */
+  readonly logLevel?: LogLevel;
+  /** No longer raised; kept so that the reason is never reused. */
+  readonly retired?: true;
   /**
    * Raised before any work was done (rate limit, load shedding, open circuit,
    * upstream unreachable): ErrorInfo.metadata says `processed: "false"`, which

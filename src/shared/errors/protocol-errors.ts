@@ -1,3 +1,4 @@
+import { base64Decode } from "@bufbuild/protobuf/wire";
 import type { HandlerContext } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { RequestContext } from "../request-context.js";
@@ -5,13 +6,28 @@ import { errorCatalog } from "./catalog.js";
 import { publicError, reasonOf } from "./public-error.js";
 
 /**
+ * connect-es's words for a request message it could not decode, which it
+ * raises as `internal` (or `unimplemented` for a unary call with no message or
+ * two). The caller sent them, so they are `invalid_argument`, as connect-go
+ * answers an undecodable message: nothing on the server is broken, and an
+ * anonymous caller must not be able to fire the internal-error alert.
+ */
+const UNDECODABLE_REQUEST = [
+  /^parse binary: /,
+  /^received compressed envelope, but do not know how to decompress/,
+  /^received parsed JSON request body, but content-type indicates binary format/,
+  /^protocol error: (missing|received extra) input message/,
+];
+
+/**
  * Errors connect-es raises itself, before any handler or interceptor runs (a
  * body that does not decode, a malformed timeout header, a message over the
  * size limit, the server-side deadline), carry no details. connect-es aborts
  * the call's context with the error just before it serializes it, so this
- * listener adds ErrorInfo (PROTOCOL_ERROR), RequestInfo and LocalizedMessage
- * (and BadRequest for invalid_argument) to that very error object, and hands
- * it to `report` for logging.
+ * listener gives that very error object the code the caller's fault calls for
+ * (undecodable → invalid_argument), adds ErrorInfo (PROTOCOL_ERROR),
+ * RequestInfo and LocalizedMessage (and BadRequest for invalid_argument), and
+ * hands it to `report` for logging.
  */
 export function detailProtocolErrors(
   ctx: HandlerContext,
@@ -23,6 +39,9 @@ export function detailProtocolErrors(
     () => {
       const err: unknown = ctx.signal.reason;
       if (!(err instanceof ConnectError) || reasonOf(err) !== undefined) return;
+      if (UNDECODABLE_REQUEST.some((words) => words.test(err.rawMessage))) {
+        (err as { code: Code }).code = Code.InvalidArgument;
+      }
       // connect-es names the field it could not decode: "cannot decode field pkg.Message.h3_res from JSON".
       const field = /cannot decode field [\w.]+\.(\w+) from/.exec(err.rawMessage)?.[1] ?? "";
       err.details.push(...protocolError(err.code, err.rawMessage, rc, field).details);
@@ -30,6 +49,24 @@ export function detailProtocolErrors(
     },
     { once: true },
   );
+}
+
+/**
+ * Refuses a Connect GET whose `message` parameter is not base64 (reported, then
+ * thrown), before connect-es decodes it: connect-es's decoder throws a plain
+ * Error there, which it answers as a bare "internal error" without details.
+ */
+export function checkConnectGet(ctx: HandlerContext, rc: RequestContext, report: (err: ConnectError) => void): void {
+  if (ctx.requestMethod !== "GET") return;
+  const query = new URL(ctx.url, "http://localhost").searchParams;
+  if (query.get("base64") !== "1") return;
+  try {
+    base64Decode(query.get("message") ?? "");
+  } catch {
+    const err = protocolError(Code.InvalidArgument, "the message query parameter is not valid base64", rc);
+    report(err);
+    throw err;
+  }
 }
 
 /**

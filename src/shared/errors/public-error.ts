@@ -32,6 +32,11 @@ export interface PublicErrorOptions {
   readonly retryDelayMs?: number;
   /** Response headers to send with the error (e.g. retry-after). */
   readonly headers?: HeadersInit;
+  /**
+   * More BadRequest violations found in the same request, after this error's
+   * own: one answer tells a caller every field to fix.
+   */
+  readonly moreViolations?: readonly { readonly spec: ErrorSpec; readonly params: Readonly<Record<string, string>> }[];
 }
 
 type Detail = { desc: DescMessage; value: MessageInitShape<DescMessage> };
@@ -50,8 +55,9 @@ export function publicError(spec: ErrorSpec, ctx: ErrorContext, options: PublicE
   if (spec.notProcessed) metadata.processed = "false";
   // Templates may also quote the request id, which travels in RequestInfo instead of metadata.
   const values = { ...metadata, requestId: metadata.requestId ?? ctx.requestId };
-  const message = fillTemplate(spec.message.en, values);
-  const localized = ctx.locale === "en" ? message : fillTemplate(spec.message[ctx.locale], values);
+  const message = fillTemplate(spec.statusMessage ?? spec.message.en, values);
+  const localized =
+    ctx.locale === "en" && spec.statusMessage === undefined ? message : fillTemplate(spec.message[ctx.locale], values);
 
   const details: Detail[] = [
     { desc: ErrorInfoSchema, value: { reason: spec.reason, domain: ERROR_DOMAIN, metadata } },
@@ -59,13 +65,15 @@ export function publicError(spec: ErrorSpec, ctx: ErrorContext, options: PublicE
     { desc: LocalizedMessageSchema, value: { locale: ctx.locale, message: localized } },
   ];
   if (spec.badRequest) {
-    const violation = {
-      field: fillTemplate(spec.badRequest.field, values),
-      description: message,
-      reason: spec.reason,
-      localizedMessage: { locale: ctx.locale, message: localized },
-    };
-    details.push({ desc: BadRequestSchema, value: { fieldViolations: [violation] } });
+    const fieldViolations = [fieldViolation(spec, values, message, localized, ctx.locale)];
+    for (const more of options.moreViolations ?? []) {
+      if (more.spec.badRequest === undefined) continue;
+      const moreValues = { ...more.params, requestId: ctx.requestId };
+      const moreMessage = fillTemplate(more.spec.statusMessage ?? more.spec.message.en, moreValues);
+      const moreLocalized = fillTemplate(more.spec.message[ctx.locale], moreValues);
+      fieldViolations.push(fieldViolation(more.spec, moreValues, moreMessage, moreLocalized, ctx.locale));
+    }
+    details.push({ desc: BadRequestSchema, value: { fieldViolations } });
   }
   if (spec.resourceInfo) {
     const resourceName = fillTemplate(spec.resourceInfo.name, values);
@@ -86,11 +94,26 @@ export function publicError(spec: ErrorSpec, ctx: ErrorContext, options: PublicE
     const violation = { subject: fillTemplate(spec.quotaFailure.subject, values), description: message };
     details.push({ desc: QuotaFailureSchema, value: { violations: [violation] } });
   }
-  const retryDelayMs = options.retryDelayMs ?? spec.retryDelayMs;
+  const retryDelayMs = options.retryDelayMs ?? (spec.retryDelayMs === "per call" ? undefined : spec.retryDelayMs);
   if (retryDelayMs !== undefined) {
     details.push({ desc: RetryInfoSchema, value: { retryDelay: durationFromMs(retryDelayMs) } });
   }
   return withoutStack(spec.code, () => new ConnectError(message, spec.code, options.headers, details, options.cause));
+}
+
+function fieldViolation(
+  spec: ErrorSpec,
+  values: Readonly<Record<string, string>>,
+  description: string,
+  localized: string,
+  locale: Locale,
+) {
+  return {
+    field: fillTemplate(spec.badRequest?.field ?? "", values),
+    description,
+    reason: spec.reason,
+    localizedMessage: { locale, message: localized },
+  };
 }
 
 /**

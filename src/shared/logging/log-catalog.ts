@@ -1,6 +1,7 @@
 import { ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { codeTable, type LogLevel } from "../code-table.js";
+import { errorCatalog } from "../errors/catalog.js";
 
 /** Where a log ID is emitted. */
 export type LogLayer = "process" | "gateway" | "application" | "domain" | "adapter";
@@ -34,9 +35,12 @@ export class LogMessage<Id extends string = string> {
     log[level]({ log_id: this.id, ...fields }, this.msg);
   }
 
-  /** Logs an error under this ID, at the level its code has in the code table. */
+  /**
+   * Logs an error under this ID, at the level its code has in the code table
+   * (or its reason's own, given as the `reason` field: ErrorSpec.logLevel).
+   */
   emitError(log: Logger, err: unknown, fields: Record<string, unknown> = {}): void {
-    const level = levelFor(this.level, err);
+    const level = levelFor(this.level, err, fields.reason);
     if (!log.isLevelEnabled(level)) return;
     const code = err instanceof ConnectError ? codeTable[err.code].name : undefined;
     // How much of the error a line shows (client errors without their stacks) is the logger's err serializer's call.
@@ -44,9 +48,15 @@ export class LogMessage<Id extends string = string> {
   }
 }
 
-function levelFor(level: LogIdLevel, err: unknown): LogLevel {
+/** Reasons logged at a level of their own rather than their code's. */
+const levelByReason: ReadonlyMap<unknown, LogLevel> = new Map(
+  Object.values(errorCatalog).flatMap((spec) => (spec.logLevel === undefined ? [] : [[spec.reason, spec.logLevel]])),
+);
+
+function levelFor(level: LogIdLevel, err: unknown, reason: unknown): LogLevel {
   if (level !== "by_code") return level;
-  return err instanceof ConnectError ? codeTable[err.code].logLevel : "error";
+  if (!(err instanceof ConnectError)) return "error";
+  return levelByReason.get(reason) ?? codeTable[err.code].logLevel;
 }
 
 /**
