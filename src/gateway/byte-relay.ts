@@ -15,8 +15,9 @@ import { inspectsMessage, relayedServices } from "./method-policy.js";
 import { forwardedHeaders, type RelayPolicy, vouchedHeaders } from "./relay.js";
 import { clientAddressOf, type RequestGate } from "./request-gate.js";
 import type { Upstream, UpstreamAnswer } from "./upstream.js";
-import { fromUpstreamFailure } from "./upstream-errors.js";
-import { type OwnResponse, type WireProtocol, wireProtocolOf } from "./wire/wire-protocol.js";
+import { fromUpstreamFailure, upstreamProtocolError } from "./upstream-errors.js";
+import { type WireProtocol, wireProtocolOf } from "./wire/wire-protocol.js";
+import { type AnyResponse, write, writeOwnError } from "./wire/write-response.js";
 
 export interface ByteRelayDeps {
   readonly log: Logger;
@@ -40,17 +41,6 @@ const ANSWER_HEADERS = [
 ] as const;
 
 type Request = Parameters<RequestListener>[0];
-
-/** What both Node response types offer (their writeHead signatures differ). */
-interface AnyResponse {
-  writeHead(status: number, headers: OutgoingHttpHeaders): unknown;
-  write(chunk: Uint8Array): unknown;
-  addTrailers(trailers: OutgoingHttpHeaders): void;
-  end(body?: Uint8Array): unknown;
-  once(event: "close", listener: () => void): unknown;
-  readonly writableFinished: boolean;
-  readonly headersSent: boolean;
-}
 
 /**
  * The gateway's fast path. A unary call in Connect, gRPC or gRPC-Web whose
@@ -91,8 +81,8 @@ export function createByteRelay(deps: ByteRelayDeps, next: RequestListener): Req
     run({ req, res: response, method, protocol, contentType, callerTimeoutMs: timeout }).catch((err: unknown) => {
       // A bug, not an RPC outcome: logged in full; the caller gets internal and the process lives on.
       logmsg.RelayFailed.emitError(deps.log, err, { "rpc.method": req.url });
-      const rc: ErrorContext = { requestId: crypto.randomUUID(), locale: "en" };
-      writeOwnError(response, protocol, contentType, publicError(errorCatalog.INTERNAL, rc), rc);
+      const rc: ErrorContext = { requestId: headerValue(req.headers, REQUEST_ID_HEADER) ?? "", locale: "en" };
+      writeOwnError(response, protocol, contentType, publicError(errorCatalog.INTERNAL, rc));
     });
   };
 }
@@ -155,7 +145,7 @@ function relayCall(deps: ByteRelayDeps, forwarded: readonly string[]): (call: Re
     } catch (err) {
       // The gate has logged and counted its refusal.
       clearTimeout(timer);
-      writeOwnError(res, protocol, contentType, ConnectError.from(err), rc);
+      writeOwnError(res, protocol, contentType, ConnectError.from(err));
       return;
     }
 
@@ -168,7 +158,7 @@ function relayCall(deps: ByteRelayDeps, forwarded: readonly string[]): (call: Re
       } catch (thrown) {
         const err = ConnectError.from(thrown);
         logMessageFor(err, "gateway", logmsg.RequestRejected.id).emitError(rc.log, err, { reason: reasonOf(err) });
-        writeOwnError(res, protocol, contentType, err, rc);
+        writeOwnError(res, protocol, contentType, err);
         done(err.code, reasonOf(err));
         return;
       }
@@ -187,7 +177,7 @@ function relayCall(deps: ByteRelayDeps, forwarded: readonly string[]): (call: Re
           } catch (thrown) {
             throw fromUpstreamFailure(thrown, rc, { timeoutMs, callerEnded });
           }
-          const error = protocol.readAnswer(answer, contentType, rc);
+          const error = readAnswer(protocol, answer, contentType, rc);
           if (error !== undefined) {
             relayed = { error, answer };
             throw error;
@@ -196,15 +186,15 @@ function relayCall(deps: ByteRelayDeps, forwarded: readonly string[]): (call: Re
         }, rc);
         if (faults !== undefined) await applyFault(faults, "gateway-response", rc, ending.signal);
         metrics.clientCall(fields, { code: "ok", errorType: "" }, (performance.now() - started) / 1000);
-        writeAnswer(res, answer, rc);
+        writeAnswer(res, answer);
         done("ok", undefined);
       } catch (thrown) {
         const err = ConnectError.from(thrown);
         const reason = reasonOf(err);
         metrics.clientCall(fields, { code: err.code, errorType: reason ?? "" }, (performance.now() - started) / 1000);
         logmsg.APICallFailed.emitError(rc.log, err, { ...fields, reason });
-        if (relayed !== undefined && relayed.error === err) writeAnswer(res, relayed.answer, rc);
-        else writeOwnError(res, protocol, contentType, err, rc);
+        if (relayed !== undefined && relayed.error === err) writeAnswer(res, relayed.answer);
+        else writeOwnError(res, protocol, contentType, err);
         done(err.code, reason);
       }
     } finally {
@@ -212,6 +202,24 @@ function relayCall(deps: ByteRelayDeps, forwarded: readonly string[]): (call: Re
       admitted.release();
     }
   };
+}
+
+/**
+ * The protocol's reading of the API server's answer. Whatever goes wrong
+ * reading it is the answer's fault, said as the canonical error for an answer
+ * that is no RPC response: never a raw exception's message to the caller.
+ */
+function readAnswer(
+  protocol: WireProtocol,
+  answer: UpstreamAnswer,
+  contentType: string,
+  rc: RequestContext,
+): ConnectError | undefined {
+  try {
+    return protocol.readAnswer(answer, contentType, rc);
+  } catch (err) {
+    throw reasonOf(err) !== undefined ? err : upstreamProtocolError(rc, err);
+  }
 }
 
 /** A unary body, whole; over `limit` bytes it is refused as resource_exhausted. */
@@ -239,46 +247,13 @@ function readBody(req: Request, limit: number, rc: RequestContext): Promise<Buff
   });
 }
 
-function writeAnswer(res: AnyResponse, answer: UpstreamAnswer, rc: RequestContext): void {
+function writeAnswer(res: AnyResponse, answer: UpstreamAnswer): void {
   write(res, {
     status: answer.status,
-    headers: { ...pick(answer.headers), [REQUEST_ID_HEADER]: rc.requestId },
+    headers: pick(answer.headers),
     body: answer.body,
     ...(answer.trailers === undefined ? {} : { trailers: pick(answer.trailers) }),
   });
-}
-
-function writeOwnError(
-  res: AnyResponse,
-  protocol: WireProtocol,
-  contentType: string,
-  err: ConnectError,
-  rc: ErrorContext,
-): void {
-  const response = protocol.errorResponse(err, contentType);
-  write(res, { ...response, headers: { ...response.headers, [REQUEST_ID_HEADER]: rc.requestId } });
-}
-
-function write(res: AnyResponse, { status, headers, body, trailers }: OwnResponse): void {
-  if (res.headersSent || res.writableFinished) return; // the caller went away
-  // A length spares HTTP/1.1 callers chunked framing; gRPC's Trailers-Only answers have no body at all.
-  if (trailers === undefined && headers["grpc-status"] === undefined)
-    headers["content-length"] = String(body?.length ?? 0);
-  try {
-    res.writeHead(status, headers);
-    if (trailers === undefined && body !== undefined && body.length > 0) {
-      res.end(body); // head and body in one write
-    } else if (trailers === undefined) {
-      res.end();
-    } else {
-      if (body !== undefined && body.length > 0) res.write(body);
-      res.addTrailers(trailers);
-      res.end();
-    }
-  } catch (err) {
-    // Only a stream the caller already reset gets here (ERR_HTTP2_INVALID_STREAM): nobody is left to answer.
-    if (!(err instanceof Error && "code" in err && String(err.code).startsWith("ERR_HTTP2"))) throw err;
-  }
 }
 
 function pick(from: IncomingHttpHeaders): OutgoingHttpHeaders {

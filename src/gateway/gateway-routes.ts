@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { DescMessage, DescMethodUnary } from "@bufbuild/protobuf";
-import { type ConnectRouter, createContextKey, createContextValues } from "@connectrpc/connect";
+import { type ConnectError, type ConnectRouter, createContextKey, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { detailProtocolErrors } from "../shared/errors/protocol-errors.js";
+import { checkConnectGet, detailProtocolErrors } from "../shared/errors/protocol-errors.js";
 import { logMessageFor, reasonOf } from "../shared/errors/public-error.js";
 import { createHealthService, Health, type Readiness } from "../shared/health.js";
 import type { RequestListener } from "../shared/http/dual-protocol-server.js";
@@ -19,6 +19,7 @@ import { relayedServices } from "./method-policy.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { createRelay, type RelayPolicy } from "./relay.js";
 import { clientAddressOf, createRequestGate } from "./request-gate.js";
+import { answerUnknownMethod } from "./unknown-method.js";
 import type { Upstream } from "./upstream.js";
 
 export interface GatewayRoutesDeps {
@@ -63,9 +64,11 @@ export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener 
     // Runs before the request body is read.
     async requestGate(ctx) {
       const rc = openRequestContext(ctx, deps.log);
-      detailProtocolErrors(ctx, rc, (err) => {
+      const report = (err: ConnectError): void => {
         logMessageFor(err, "gateway", logmsg.RequestRejected.id).emitError(rc.log, err, { reason: reasonOf(err) });
-      });
+      };
+      detailProtocolErrors(ctx, rc, report);
+      checkConnectGet(ctx, rc, report);
       const admitted = await gate(
         {
           method: ctx.method,
@@ -79,7 +82,9 @@ export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener 
     },
     interceptors: [createMetricsInterceptor(deps.metrics)],
     fallback: (req, res) => {
-      if (!deps.webApp(req as IncomingMessage, res as unknown as ServerResponse)) servePlainRoutes(req, res, deps);
+      if (deps.webApp(req as IncomingMessage, res as unknown as ServerResponse)) return;
+      if (answerUnknownMethod(req, res, deps.log)) return;
+      servePlainRoutes(req, res, deps);
     },
   }) as RequestListener;
   return createByteRelay({ ...deps, gate }, decodingRoutes);

@@ -29,8 +29,10 @@ export function inspectsMessage(method: DescMethod): boolean {
  */
 export function validateBeforeUpstream(method: DescMethod, message: unknown, rc: RequestContext): void {
   if (method === HeatmapService.method.getHeatmap) {
-    const { h3Res } = message as { h3Res: number };
-    if (h3Res < 0 || h3Res > 15) {
+    const { h3Res, within } = message as { h3Res: number; within: string };
+    // With `within` set too, the API server, which knows the area rule, answers
+    // with every violation of the request in one error.
+    if ((h3Res < 0 || h3Res > 15) && within === "") {
       throw publicError(errorCatalog.H3_RES_OUT_OF_RANGE, rc, { params: { h3Res: String(h3Res) } });
     }
   }

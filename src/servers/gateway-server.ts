@@ -3,6 +3,7 @@ import { createAuthenticator } from "../gateway/auth.js";
 import { createUpstreamBreaker } from "../gateway/circuit-breaker.js";
 import { withCors } from "../gateway/cors.js";
 import { createGatewayListener } from "../gateway/gateway-routes.js";
+import { withGrpcWebText } from "../gateway/grpc-web-text.js";
 import { createRateLimiter } from "../gateway/rate-limit.js";
 import { createUpstream } from "../gateway/upstream.js";
 import { createWebApp } from "../gateway/web-app.js";
@@ -52,7 +53,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
   const http = await startHttpServer({
     host: config.host,
     port: config.port,
-    listener: withCors(listener, config.corsAllowedOrigins),
+    listener: withCors(withGrpcWebText(listener), config.corsAllowedOrigins),
     limits: config.limits,
   });
   return serving(http, readiness, log, { api_url: config.apiUrl }, config.shutdownGraceMs, async () => {

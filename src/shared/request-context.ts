@@ -84,22 +84,20 @@ export function acceptRequestId(header: string | null): string {
 
 /**
  * Opens the request context of an RPC (in a request gate, before the body is
- * read): request id accepted or made and echoed, language negotiated, child
- * logger made.
+ * read): request id (accepted or made, and echoed, by the HTTP server's
+ * tagRequestId), language negotiated, child logger made on first use.
  */
 export function openRequestContext(ctx: HandlerContext, baseLog: Logger): RequestContext {
   const rc = newRequestContext(baseLog, `${ctx.service.typeName}/${ctx.method.name}`, (name) =>
     ctx.requestHeader.get(name),
   );
-  ctx.responseHeader.set(REQUEST_ID_HEADER, rc.requestId);
   ctx.values.set(requestContextKey, rc);
   return rc;
 }
 
 /**
  * A request context from the request's headers alone, for code that serves a
- * call without connect-es's handler context (the gateway's byte relay). The
- * caller echoes the request id.
+ * call without connect-es's handler context (the gateway's byte relay).
  */
 export function newRequestContext(
   baseLog: Logger,

@@ -12,6 +12,7 @@ import { codeTable } from "../../shared/code-table.js";
 import { stackless } from "../../shared/errors/public-error.js";
 import { headerValue } from "../../shared/http/header-value.js";
 import { fromHttpStatus, upstreamProtocolError } from "../upstream-errors.js";
+import { decompressed } from "./decompress.js";
 import type { WireProtocol } from "./wire-protocol.js";
 
 /** errorFromJsonBytes's answer for a body that is no Connect error. */
@@ -45,7 +46,8 @@ export const connectUnary = {
     }
     if (parseContentType(answerType ?? null)?.binary === false) {
       try {
-        return stackless(() => errorFromJsonBytes(answer.body, undefined, NOT_AN_ERROR));
+        const json = decompressed(answer.body, headerValue(answer.headers, "content-encoding"));
+        return stackless(() => errorFromJsonBytes(json, undefined, NOT_AN_ERROR));
       } catch {
         // Not a Connect error: an HTTP error page from something in between.
       }

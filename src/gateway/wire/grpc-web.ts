@@ -1,4 +1,4 @@
-import { encodeEnvelope } from "@connectrpc/connect/protocol";
+import { compressedFlag, encodeEnvelope } from "@connectrpc/connect/protocol";
 import {
   contentTypeJson,
   contentTypeProto,
@@ -8,7 +8,9 @@ import {
   trailerParse,
   trailerSerialize,
 } from "@connectrpc/connect/protocol-grpc-web";
+import { headerValue } from "../../shared/http/header-value.js";
 import { upstreamProtocolError } from "../upstream-errors.js";
+import { decompressed } from "./decompress.js";
 import { checkEnvelopedAnswer, grpc, splitEnvelopes } from "./grpc.js";
 import { grpcStatusOf } from "./grpc-status.js";
 import type { WireProtocol } from "./wire-protocol.js";
@@ -32,7 +34,16 @@ export const grpcWeb = {
     if (last === undefined || (last.flags & trailerFlag) !== trailerFlag) {
       throw upstreamProtocolError(rc, new Error("a gRPC-Web answer without a trailer envelope"));
     }
-    return grpcStatusOf(trailerParse(last.data), rc);
+    // connect-es compresses the trailer frame too when the answer is compressed.
+    let trailer: Uint8Array = last.data;
+    if ((last.flags & compressedFlag) === compressedFlag) {
+      try {
+        trailer = decompressed(last.data, headerValue(answer.headers, "grpc-encoding"));
+      } catch (err) {
+        throw upstreamProtocolError(rc, err);
+      }
+    }
+    return grpcStatusOf(trailerParse(trailer), rc);
   },
 
   errorResponse(err, contentType) {

@@ -6,14 +6,15 @@ import { errorCatalog } from "./catalog.js";
 import { publicError, reasonOf } from "./public-error.js";
 
 /**
- * connect-es's words for a request message it could not decode, which it
- * raises as `internal` (or `unimplemented` for a unary call with no message or
- * two). The caller sent them, so they are `invalid_argument`, as connect-go
+ * connect-es's words for a request message it could not decode or decompress,
+ * which it raises as `internal` (or `unimplemented` for a unary call with no
+ * message or two). The caller sent them, so they are `invalid_argument`, as connect-go
  * answers an undecodable message: nothing on the server is broken, and an
  * anonymous caller must not be able to fire the internal-error alert.
  */
 const UNDECODABLE_REQUEST = [
   /^parse binary: /,
+  /^decompression failed$/,
   /^received compressed envelope, but do not know how to decompress/,
   /^received parsed JSON request body, but content-type indicates binary format/,
   /^protocol error: (missing|received extra) input message/,
@@ -22,33 +23,34 @@ const UNDECODABLE_REQUEST = [
 /**
  * Errors connect-es raises itself, before any handler or interceptor runs (a
  * body that does not decode, a malformed timeout header, a message over the
- * size limit, the server-side deadline), carry no details. connect-es aborts
- * the call's context with the error just before it serializes it, so this
- * listener gives that very error object the code the caller's fault calls for
- * (undecodable → invalid_argument), adds ErrorInfo (PROTOCOL_ERROR),
- * RequestInfo and LocalizedMessage (and BadRequest for invalid_argument), and
- * hands it to `report` for logging.
+ * size limit), carry no details. connect-es hands every error it is about to
+ * answer to the handler context's `abort` first, so this wraps `abort` to give
+ * that very error object the code the caller's fault calls for (undecodable →
+ * invalid_argument), ErrorInfo (PROTOCOL_ERROR), RequestInfo and
+ * LocalizedMessage (and BadRequest for invalid_argument), and to hand it to
+ * `report` for logging. (The context's signal would tell only the first
+ * reason: a deadline that passed before the body was decoded hid the decoding
+ * error that was then answered.) Errors of our own already carry a reason.
  */
 export function detailProtocolErrors(
   ctx: HandlerContext,
   rc: RequestContext,
   report: (err: ConnectError) => void,
 ): void {
-  ctx.signal.addEventListener(
-    "abort",
-    () => {
-      const err: unknown = ctx.signal.reason;
-      if (!(err instanceof ConnectError) || reasonOf(err) !== undefined) return;
-      if (UNDECODABLE_REQUEST.some((words) => words.test(err.rawMessage))) {
-        (err as { code: Code }).code = Code.InvalidArgument;
+  const controller = ctx as HandlerContext & { abort(reason?: unknown): void };
+  const abort = controller.abort.bind(controller);
+  controller.abort = (reason?: unknown) => {
+    if (reason instanceof ConnectError && reasonOf(reason) === undefined) {
+      if (UNDECODABLE_REQUEST.some((words) => words.test(reason.rawMessage))) {
+        (reason as { code: Code }).code = Code.InvalidArgument;
       }
       // connect-es names the field it could not decode: "cannot decode field pkg.Message.h3_res from JSON".
-      const field = /cannot decode field [\w.]+\.(\w+) from/.exec(err.rawMessage)?.[1] ?? "";
-      err.details.push(...protocolError(err.code, err.rawMessage, rc, field).details);
-      report(err);
-    },
-    { once: true },
-  );
+      const field = /cannot decode field [\w.]+\.(\w+) from/.exec(reason.rawMessage)?.[1] ?? "";
+      reason.details.push(...protocolError(reason.code, reason.rawMessage, rc, field).details);
+      report(reason);
+    }
+    abort(reason);
+  };
 }
 
 /**

@@ -13,7 +13,7 @@ export type RequestListener = (
 export interface DualProtocolServerOptions {
   readonly http1?: http.ServerOptions;
   readonly http2?: http2.ServerOptions;
-  /** A connection that has not sent its first bytes within this time is closed. */
+  /** A connection that has not sent its first bytes (the HTTP/2 preface, if it sends one) within this time is closed. */
   readonly firstBytesTimeoutMs: number;
 }
 
@@ -47,6 +47,9 @@ export class DualProtocolServer {
     const onError = (): void => {
       socket.destroy();
     };
+    // A deadline, not an idle timeout: a peer dripping the preface a byte at a
+    // time must not hold the connection for ever.
+    const deadline = setTimeout(onError, timeoutMs);
     const onData = (chunk: Buffer): void => {
       seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
       const n = Math.min(seen.length, HTTP2_PREFACE.length);
@@ -54,7 +57,7 @@ export class DualProtocolServer {
       if (maybeHttp2 && n < HTTP2_PREFACE.length) return; // wait for the whole preface
       socket.off("data", onData);
       socket.off("error", onError);
-      socket.setTimeout(0);
+      clearTimeout(deadline);
       // Put the bytes back for the server that takes over. The HTTP/2 session
       // reads them itself; the HTTP/1 parser needs the stream flowing again.
       socket.pause();
@@ -68,6 +71,6 @@ export class DualProtocolServer {
     };
     socket.on("error", onError);
     socket.on("data", onData);
-    socket.setTimeout(timeoutMs, onError);
+    socket.once("close", () => clearTimeout(deadline));
   }
 }

@@ -30,6 +30,7 @@ interface GrpcResponse {
   write(chunk: unknown, ...rest: unknown[]): boolean;
   addTrailers(trailers: OutgoingHttpHeaders): void;
   end(...args: unknown[]): unknown;
+  getHeaders(): OutgoingHttpHeaders;
   stream?: { respond(headers: OutgoingHttpHeaders, options: { endStream: boolean }): void };
 }
 
@@ -87,7 +88,11 @@ export function fixGrpcResponse(contentType: string | undefined, response: objec
   };
   res.end = (...args) => {
     if (pending !== undefined && !wrote && res.stream !== undefined) {
-      res.stream.respond({ ":status": pending.status, ...pending.headers, ...trailers }, { endStream: true });
+      // stream.respond sends only what it is given: the headers set with setHeader (x-request-id) too.
+      res.stream.respond(
+        { ...res.getHeaders(), ":status": pending.status, ...pending.headers, ...trailers },
+        { endStream: true },
+      );
       pending = undefined;
     } else {
       flushHead();

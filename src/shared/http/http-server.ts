@@ -1,8 +1,12 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { REQUEST_ID_HEADER } from "../request-context.js";
 import { DualProtocolServer, type RequestListener } from "./dual-protocol-server.js";
+import { closeUnreadRequests } from "./early-answer.js";
 import { fixGrpcResponse } from "./grpc-response.js";
+import { tagRequestId } from "./request-id.js";
 
 export interface HttpLimits {
   /** Time allowed for a connection's first bytes and for a request's headers (slowloris). */
@@ -40,6 +44,30 @@ export interface HttpServer {
   close(graceMs: number): Promise<void>;
 }
 
+/** Node's own answers to HTTP/1.1 requests it cannot parse or time out, by its error codes. */
+const CLIENT_ERROR_STATUS: Readonly<Record<string, string>> = {
+  ERR_HTTP_REQUEST_TIMEOUT: "408 Request Timeout",
+  HPE_HEADER_OVERFLOW: "431 Request Header Fields Too Large",
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: "413 Payload Too Large",
+};
+
+/**
+ * What Node answers a request it could not parse (or that took too long), but
+ * with a request id, as every answer has one, before it closes the connection.
+ */
+function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  const started = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+  if (!socket.writable || started === true) {
+    socket.destroy();
+    return;
+  }
+  const status = CLIENT_ERROR_STATUS[err.code ?? ""] ?? "400 Bad Request";
+  socket.end(
+    `HTTP/1.1 ${status}\r\n${REQUEST_ID_HEADER}: ${crypto.randomUUID()}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
+    () => socket.destroy(),
+  );
+}
+
 /** Listens with HTTP/1.1 and h2c on one port, with the limits applied. */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const { limits } = options;
@@ -47,6 +75,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const listener: RequestListener = (req, res) => {
     // While shutting down, an HTTP/1.1 connection serves its current request and closes.
     if (closing && req.httpVersionMajor === 1) (res as http.ServerResponse).shouldKeepAlive = false;
+    tagRequestId(req, res);
+    closeUnreadRequests(req, res);
     fixGrpcResponse(req.headers["content-type"], res);
     options.listener(req, res);
   };
@@ -71,8 +101,16 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   server.h2.on("session", (session) => {
     sessions.add(session);
     session.setTimeout(limits.idleTimeoutMs, () => session.close());
-    session.once("close", () => sessions.delete(session));
+    // HTTP/2's counterpart of the headers timeout: a session whose first
+    // request has not arrived whole in time (a HEADERS frame dripped, or none) is closed.
+    const firstRequest = setTimeout(() => session.destroy(), limits.headersTimeoutMs);
+    session.once("stream", () => clearTimeout(firstRequest));
+    session.once("close", () => {
+      clearTimeout(firstRequest);
+      sessions.delete(session);
+    });
   });
+  server.h1.on("clientError", answerClientError);
   server.h1.on("request", (_req, res: http.ServerResponse) => {
     if (closing) res.once("finish", () => server.h1.closeIdleConnections());
   });
