@@ -1,11 +1,13 @@
+import { once } from "node:events";
 import { cp, mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { HeatmapService } from "../src/gen/bazbii/feed/v1/heatmap_service_pb.js";
 import { UserPostService } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
-import { freePort, runEntryPoint } from "./helpers/process.js";
+import { freePort, runEntryPoint, runNpmScript } from "./helpers/process.js";
 import { callWire, closeGrpcClients } from "./helpers/wire-clients.js";
 
 // These run the built entry points (npm test builds first), as `npm start`,
@@ -98,7 +100,43 @@ describe("configuration errors", () => {
     const gateway = runEntryPoint("start-gateway", env);
     expect(await gateway.exited()).toBe(1);
     expect(gateway.stderr()).toContain(variable);
+    // Logged too, as the JSON line docs/log-ids.md promises.
+    const line = gateway.lines.find((l) => l.log_id === "SYS_003");
+    expect(line).toMatchObject({ level: "error", msg: "Server failed to start", "service.name": "gateway" });
+    expect(JSON.stringify(line)).toContain(variable);
   });
+
+  it("logs SYS_003 for a port that is taken, and exits 1", async () => {
+    const port = await freePort();
+    const holder = createServer().listen(port, "127.0.0.1");
+    await once(holder, "listening");
+    const gateway = runEntryPoint("start-gateway", { GATEWAY_PORT: String(port) });
+    expect(await gateway.exited()).toBe(1);
+    holder.close();
+    expect(gateway.lines.find((l) => l.log_id === "SYS_003")).toMatchObject({ err: { code: "EADDRINUSE" } });
+  });
+});
+
+describe("npm start, stopped by a signal sent to npm (the process the user started)", () => {
+  it.each(["SIGTERM", "SIGINT"] as const)(
+    "%s: the server logs SYS_002, npm exits 0, and nothing is left listening",
+    async (signal) => {
+      const [apiPort, gatewayPort] = [await freePort(), await freePort()];
+      const npm = runNpmScript("start", {
+        API_PORT: String(apiPort),
+        GATEWAY_PORT: String(gatewayPort),
+        API_URL: `http://127.0.0.1:${apiPort}`,
+        DATA_DIR: join(dataDir, "both"),
+      });
+      await npm.waitForLine((l) => started(l) && l["service.name"] === "gateway", 60_000);
+      npm.child.kill(signal);
+      expect(await npm.exited()).toBe(0);
+      expect(npm.lines.filter((l) => l.log_id === "SYS_002").map((l) => l["service.name"])).toEqual(["gateway", "api"]);
+      const answer = await fetch(`http://127.0.0.1:${gatewayPort}/healthz`).catch(() => "refused");
+      expect(answer).toBe("refused");
+    },
+    90_000,
+  );
 });
 
 describe("token", () => {
@@ -107,6 +145,15 @@ describe("token", () => {
     expect(await token.exited()).toBe(0);
     const jwt = token.lines[0]?.text as string;
     expect(decodeJwt(jwt)).toMatchObject({ sub: "alice" });
+  });
+
+  it("prints its usage for --help, and mints nothing for an option-looking actor", async () => {
+    const help = runEntryPoint("token", {}, ["--help"]);
+    expect(await help.exited()).toBe(0);
+    expect(help.lines[0]?.text).toMatch(/^usage: npm run token -- <actor-id>/);
+    const mistyped = runEntryPoint("token", {}, ["--actor"]);
+    expect(await mistyped.exited()).toBe(2);
+    expect(mistyped.lines).toEqual([]);
   });
 });
 

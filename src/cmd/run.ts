@@ -13,7 +13,23 @@ import { backportAsyncResourceBind } from "../shared/runtime/async-resource-bind
  */
 export async function runUntilSignalled(service: string, start: () => Promise<RunningServer[]>): Promise<void> {
   backportAsyncResourceBind(); // process-wide, before any HTTP/2 session exists
-  let servers: RunningServer[];
+  // Listening from the first moment: a signal that comes while the servers
+  // start (they are already serving) stops them once they have started.
+  let servers: RunningServer[] | undefined;
+  let stopRequested = false;
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping || servers === undefined) return;
+    stopping = true;
+    for (const server of [...servers].reverse()) await server.close();
+    process.exit(0);
+  };
+  const onSignal = (): void => {
+    stopRequested = true;
+    void stop();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
   try {
     servers = await start();
   } catch (err) {
@@ -27,13 +43,5 @@ export async function runUntilSignalled(service: string, start: () => Promise<Ru
     }
     process.exit(1);
   }
-  let stopping = false;
-  const stop = async (): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    for (const server of [...servers].reverse()) await server.close();
-    process.exit(0);
-  };
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
+  if (stopRequested) await stop();
 }

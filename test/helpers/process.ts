@@ -25,10 +25,22 @@ export interface RunningProcess {
 
 /** Runs one of the built entry points (dist/cmd/*.js) with Node 24 and the given environment. */
 export function runEntryPoint(script: string, env: Record<string, string>, args: string[] = []): RunningProcess {
-  const child = spawn(process.execPath, [`dist/cmd/${script}.js`, ...args], {
-    env: { PATH: process.env.PATH ?? "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  return watch(
+    spawn(process.execPath, [`dist/cmd/${script}.js`, ...args], {
+      env: { PATH: process.env.PATH ?? "", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
+}
+
+/** Runs an npm script as a user does (`npm start`), with the given environment added to this one. */
+export function runNpmScript(script: string, env: Record<string, string>): RunningProcess {
+  return watch(
+    spawn("npm", ["run", "-s", script], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] }),
+  );
+}
+
+function watch(child: ChildProcess): RunningProcess {
   const lines: Record<string, unknown>[] = [];
   const waiters: { match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] =
     [];
