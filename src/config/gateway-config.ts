@@ -42,7 +42,7 @@ export const gatewayEnv = {
   UPSTREAM_PROTOCOL: str({
     choices: ["connect", "grpc"],
     default: "connect",
-    desc: "protocol of the upstream calls the gateway decodes itself (GetHeatmap, Connect GET, gRPC-Web text); every other call goes on in the caller's own protocol, as its bytes",
+    desc: "protocol of the upstream calls the gateway decodes itself (GetHeatmap, Connect GET); every other call goes on in the caller's own protocol, as its bytes",
   }),
   UPSTREAM_MAX_CONNECTIONS: num({
     default: 32,

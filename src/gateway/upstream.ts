@@ -22,7 +22,7 @@ export interface UpstreamConfig {
    * HTTP/1.1 connections to the API server at most. Calls beyond them wait in
    * the agent's queue: an API server sharing a few cores serves more calls/s
    * over a few dozen connections than over one per caller, and each connection
-   * costs the gateway memory (bench/README.md, eighth session). The deadline
+   * costs the gateway memory (bench/README.md, "The upstream connection cap"). The deadline
    * a waiting call carries to the API server is the one left when it was queued.
    */
   readonly maxConnections: number;
@@ -48,8 +48,7 @@ export interface UpstreamAnswer {
  * HTTP/2 (its status is in trailers); Connect unary and gRPC-Web calls are a
  * plain request and answer, and go over kept-alive HTTP/1.1 connections, as
  * nginx's proxy_pass does: the API server spends less per call on them than
- * on an HTTP/2 stream, which shows most in its tail latency (bench/README.md,
- * seventh session).
+ * on an HTTP/2 stream, which shows most in its tail latency (bench/README.md).
  */
 export type UpstreamHttpVersion = "1.1" | "2";
 

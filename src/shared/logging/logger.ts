@@ -62,7 +62,7 @@ function serializeError(err: unknown): unknown {
  * line. pino's default destination hands each write to libuv's thread pool
  * instead, which costs more than the write: 19 against 10 µs of CPU per line
  * when lines come one per event-loop turn, as on the error path, plus a
- * thread wake-up each time (bench/README.md, seventh session).
+ * thread wake-up each time (bench/README.md, "Synchronous logging").
  */
 function stdout(): DestinationStream {
   return pino.destination({ dest: 1, sync: true });
