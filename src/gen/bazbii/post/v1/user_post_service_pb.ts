@@ -230,6 +230,9 @@ export const UserPostService: GenService<{
   /**
    * Delete removes a post written by the caller. It needs a token.
    * Someone else's post is PERMISSION_DENIED; an unknown id is NOT_FOUND.
+   * It is IDEMPOTENT, and behaves so: the author deleting a post that is
+   * already deleted succeeds, so a retry whose first answer was lost (by the
+   * client, or by the gateway on a lost connection) never shows an error.
    *
    * @generated from rpc bazbii.post.v1.UserPostService.Delete
    */
