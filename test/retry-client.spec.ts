@@ -188,6 +188,71 @@ describe("a grpc-js client loading the generated service config", () => {
   });
 });
 
+describe("exactly-once Create for a grpc-js client following the generated service config", () => {
+  /** grpc-js with src/gen/service_config.json, as the README tells gRPC users to load it. */
+  async function configuredClient() {
+    const serviceConfig = await readFile("src/gen/service_config.json", "utf8");
+    const definition = protoLoader.loadSync("bazbii/post/v1/user_post_service.proto", { includeDirs: ["proto"] });
+    const root = grpc.loadPackageDefinition(definition) as unknown as {
+      bazbii: { post: { v1: { UserPostService: grpc.ServiceClientConstructor } } };
+    };
+    return new root.bazbii.post.v1.UserPostService(
+      new URL(system.gateway.url).host,
+      grpc.credentials.createInsecure(),
+      {
+        "grpc.service_config": serviceConfig,
+        "grpc.enable_retries": 1,
+      },
+    );
+  }
+
+  async function postsIn(cell: string): Promise<number> {
+    const heatmap = createNodeClient(HeatmapService, { baseUrl: system.gateway.url });
+    const { cells } = await heatmap.getHeatmap({ h3Res: 9, within: cell });
+    return cells.reduce((sum, c) => sum + c.postCount, 0);
+  }
+
+  it.each([
+    ["without a request_id", ""],
+    ["with a request_id", "grpc-js-key"],
+  ])("%s, the first answer lost after the post was stored: one post", async (_name, key) => {
+    const client = await configuredClient();
+    const cell = latLngToCell(-30 + Math.random() * 60, Math.random() * 100, 9);
+    const requestId = key === "" ? "" : `${key}-${crypto.randomUUID()}`;
+    const create = (lose: boolean) => {
+      const metadata = new grpc.Metadata();
+      metadata.set("authorization", `Bearer ${token}`);
+      if (lose) {
+        metadata.set("x-bazbii-fault-at", "gateway-response");
+        metadata.set("x-bazbii-fault-abort", "unavailable");
+        metadata.set("x-bazbii-fault-abort-attempts", "1");
+      }
+      return new Promise<{ id: string } | grpc.ServiceError>((resolve) =>
+        (client as unknown as Record<string, (...a: unknown[]) => void>).Create?.(
+          { h3Index: cell, text: "once", requestId },
+          metadata,
+          (err: grpc.ServiceError | null, res: { id: string }) => resolve(err ?? res),
+        ),
+      );
+    };
+    const token = await system.token("grpc-js-user");
+    try {
+      const first = await create(true);
+      // grpc-js does not retry Create on its own: the caller sees the lost answer as unavailable.
+      expect((first as grpc.ServiceError).code).toBe(grpc.status.UNAVAILABLE);
+      expect(await postsIn(cell)).toBe(1);
+      if (requestId !== "") {
+        // A caller that sent a key retries with it, and gets the post the first attempt stored.
+        const again = await create(false);
+        expect(again).toHaveProperty("id");
+        expect(await postsIn(cell)).toBe(1);
+      }
+    } finally {
+      client.close();
+    }
+  });
+});
+
 describe("what each attempt carries", () => {
   it("sends the time left of the one deadline and the number of earlier attempts, and honours a proxy's Retry-After", async () => {
     const { startFakeUpstream } = await import("./helpers/fake-upstream.js");

@@ -1,7 +1,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { ErrorInfoSchema, RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
-import { type MethodRetryPolicy, mayRetry } from "../shared/retry-rules.js";
+import {
+  type MethodRetryPolicy,
+  mayRetry,
+  retryableCodesOf,
+  serviceConfigRetryableCodesOf,
+} from "../shared/retry-rules.js";
 import { markedNotProcessed, pushbackOf } from "./pushback.js";
 
 const unknown: MethodRetryPolicy = { idempotency: "UNKNOWN", never: false };
@@ -9,6 +14,14 @@ const keyed: MethodRetryPolicy = { idempotency: "UNKNOWN", idempotencyKeyField: 
 const idempotent: MethodRetryPolicy = { idempotency: "IDEMPOTENT", never: false };
 const never: MethodRetryPolicy = { idempotency: "NO_SIDE_EFFECTS", never: true };
 const plain = { serverGaveDelay: false, notProcessed: false };
+
+describe("the gRPC service config's retryable codes", () => {
+  it("leave out a method made safe only by a key that a generic client may not send; our clients retry it", () => {
+    expect(serviceConfigRetryableCodesOf(keyed)).toEqual([]);
+    expect(retryableCodesOf(keyed)).toEqual([Code.DeadlineExceeded, Code.Aborted, Code.Unavailable]);
+    expect(serviceConfigRetryableCodesOf(idempotent)).toEqual(retryableCodesOf(idempotent));
+  });
+});
 
 describe("the retry decision (code table x idempotency x what the error says)", () => {
   it("retries a method of unknown idempotency only when the request provably was not processed", () => {

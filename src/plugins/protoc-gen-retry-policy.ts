@@ -4,13 +4,14 @@ import type { GenExtension } from "@bufbuild/protobuf/codegenv2";
 import { MethodOptions_IdempotencyLevel as Idempotency, type MethodOptions } from "@bufbuild/protobuf/wkt";
 import { createEcmaScriptPlugin, runNodeJs, type Schema } from "@bufbuild/protoplugin";
 import { codeTable } from "../shared/code-table.js";
-import { type MethodRetryPolicy, RETRY_DEFAULTS, retryableCodesOf } from "../shared/retry-rules.js";
+import { type MethodRetryPolicy, RETRY_DEFAULTS, serviceConfigRetryableCodesOf } from "../shared/retry-rules.js";
 
 /**
  * buf plugin: for every service, each method's retry policy, from the
  * method's idempotency_level and its (bazbii.api.v1.retry) option, as a
  * TypeScript module for src/client, plus one gRPC service config JSON
- * (gRFC A6 retryPolicy) that makes grpc-js and grpc-go clients retry-aware.
+ * (gRFC A6 retryPolicy) that makes grpc-js and grpc-go clients retry-aware:
+ * for the methods such a client can repeat safely whatever its caller sends.
  * Run by `buf generate` with strategy: all (the service config covers all files).
  */
 
@@ -78,7 +79,7 @@ function generate(schema: Schema): void {
       for (const method of service.methods) {
         const policy = policyOf(method, ext);
         f.print(`  ${JSON.stringify(`${service.typeName}/${method.name}`)}: ${JSON.stringify(policy)},`);
-        const codes = retryableCodesOf(policy);
+        const codes = serviceConfigRetryableCodesOf(policy);
         if (codes.length > 0) {
           methodConfig.push({
             name: [{ service: service.typeName, method: method.name }],

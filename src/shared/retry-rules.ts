@@ -45,6 +45,18 @@ export function retryableCodesOf(policy: MethodRetryPolicy): Code[] {
   });
 }
 
+/**
+ * Codes a gRPC service config may list for this method: what any client that
+ * follows the config may retry. Such a client sends the request as its caller
+ * built it, and nothing makes that caller fill an idempotency key, so a method
+ * made safe only by its key (Create and its request_id) is not retried there: a
+ * lost answer would otherwise become a second post. Our client libraries fill
+ * the key on every attempt and retry it (retryableCodesOf, mayRetry).
+ */
+export function serviceConfigRetryableCodesOf(policy: MethodRetryPolicy): Code[] {
+  return policy.idempotency === "UNKNOWN" ? [] : retryableCodesOf(policy);
+}
+
 /** What an error tells besides its code. */
 export interface FailureFacts {
   /** The error carries RetryInfo (or pushback): the server said when to come back. */

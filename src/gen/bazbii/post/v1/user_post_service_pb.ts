@@ -208,7 +208,11 @@ export const UserPostService: GenService<{
   /**
    * Create stores a post and returns its id. It needs a token.
    * It is made safe to retry by request_id: the same actor sending the same
-   * request_id again gets the same id and no second post.
+   * request_id again gets the same id and no second post. The generated gRPC
+   * service config does not retry it, because a client that follows the config
+   * may leave request_id empty, and a retry after a lost answer would then
+   * store a second post; a client that sends a request_id retries it itself,
+   * with the same request_id (the generated client libraries do).
    *
    * @generated from rpc bazbii.post.v1.UserPostService.Create
    */
