@@ -153,7 +153,7 @@ describe("the page served by the gateway", () => {
     await page.click("#post-form button[type=submit]");
     await page.waitForSelector("#status.error");
     expect(await page.textContent("#status-code")).toBe("unavailable");
-    expect(await page.textContent("#status-message")).toContain("the API service is unreachable");
+    expect(await page.textContent("#status-message")).toContain("API servers can take the request");
     const requestId = (await page.textContent("#status-request-id")) ?? "";
     expect(system.gatewayLogs.forRequest(requestId).map((l) => [l.log_id, l.code])).toEqual([
       ["REQ_012", "unavailable"],

@@ -249,14 +249,16 @@ const scenarios: Record<string, () => Promise<Occurrence>> = {
   STORAGE_CONFLICT: async () =>
     viaGateway(await call(system.gateway.url, UserPostService.method.get, { id: STORAGE_CONFLICT }), "api"),
   UPSTREAM_UNREACHABLE: async () => {
-    const { gateway, logs } = await gatewayTo(`http://127.0.0.1:${await freePort()}`);
+    // Without active health checks, the call itself finds nothing listening.
+    const { gateway, logs } = await gatewayTo(`http://127.0.0.1:${await freePort()}`, {
+      upstream: { healthIntervalMs: 0 },
+    });
     return { ...(await call(gateway.url, UserPostService.method.get, { id: "x" })), raisedBy: "gateway", logs };
   },
-  CIRCUIT_OPEN: async () => {
-    const { gateway, logs } = await gatewayTo(`http://127.0.0.1:${await freePort()}`, {
-      breaker: { consecutiveFailures: 1, halfOpenAfterMs: 60_000 },
-    });
-    await call(gateway.url, UserPostService.method.get, { id: "x" });
+  NO_HEALTHY_UPSTREAM: async () => {
+    const { gateway, logs } = await gatewayTo(`http://127.0.0.1:${await freePort()}`);
+    // Its one endpoint's health stream cannot connect: the gateway stops being ready.
+    await expect.poll(async () => (await fetch(`${gateway.url}/readyz`)).status).toBe(503);
     return { ...(await call(gateway.url, UserPostService.method.get, { id: "x" })), raisedBy: "gateway", logs };
   },
   ...Object.fromEntries(
@@ -344,6 +346,7 @@ const unreachable: Record<string, string> = {
   TEXT_NOT_UNICODE: "protobuf-es refuses unpaired surrogates before the domain sees them (PROTOCOL_ERROR)",
   CANCELED: "the caller went away: nobody is left to receive it",
   POST_ALREADY_DELETED: "retired: deleting a deleted post succeeds",
+  CIRCUIT_OPEN: "retired: outlier detection per endpoint, NO_HEALTHY_UPSTREAM",
 };
 
 async function asOutcome(res: Response): Promise<Outcome> {
@@ -380,7 +383,7 @@ async function brokenPeerGateway() {
     });
   });
   cleanups.push(() => peer.close());
-  return gatewayTo(peer.url, { defaultTimeoutMs: 300, breaker: { consecutiveFailures: 100, halfOpenAfterMs: 1000 } });
+  return gatewayTo(peer.url, { defaultTimeoutMs: 300, upstream: { outliers: { consecutiveFailures: 100 } } });
 }
 
 describe("docs/errors.md, against real answers", () => {

@@ -16,7 +16,7 @@ describe("the log-ID catalog", () => {
 
   it("uses well-formed, unique IDs and fixed messages", () => {
     for (const m of entries) {
-      expect(m.id).toMatch(/^(SYS|REQ|GW|EVT_[A-Z]+)_\d{3}$/);
+      expect(m.id).toMatch(/^(SYS|REQ|GW|API|EVT_[A-Z]+)_\d{3}$/);
       expect(m.msg).toMatch(/^[A-Z][^{}]*[^.]$/); // fixed text: no placeholders, no trailing period
     }
     expect(new Set(entries.map((m) => m.id)).size).toBe(entries.length);

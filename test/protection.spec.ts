@@ -126,9 +126,9 @@ describe("rate limiting", () => {
   });
 });
 
-describe("circuit breaker", () => {
+describe("outlier detection, with one endpoint", () => {
   it.each(relayPaths)(
-    "opens after consecutive unavailable answers, fails fast while open, and closes after a successful probe ($name)",
+    "ejects it after consecutive unavailable answers, fails fast while it is out, and takes it back as soon as a probe answers ($name)",
     async (path) => {
       let healthy = false;
       const peer = await startFakeUpstream((call) => {
@@ -137,29 +137,30 @@ describe("circuit breaker", () => {
         else call.respond(503, { "content-type": "text/html" }, "<h1>503</h1>");
       });
       cleanups.push(() => peer.close());
-      const g = await startGatewayFor(peer.url, { breaker: { consecutiveFailures: 3, halfOpenAfterMs: 400 } });
+      const g = await startGatewayFor(peer.url, {
+        upstream: { outliers: { consecutiveFailures: 3, baseEjectionMs: 300 } },
+      });
       cleanups.push(() => g.gateway.close(0));
       const call = () => path.call("connect-binary", g.gateway.url);
 
       for (let i = 0; i < 3; i++) expect(reasonOf(await call())).toBe("UPSTREAM_UNAVAILABLE");
       const fast = await call();
       expect(fast).toMatchObject({ ok: false, code: "unavailable" });
-      expect(reasonOf(fast)).toBe("CIRCUIT_OPEN");
-      expect(retryDelayMs(fast)).toBeLessThanOrEqual(400);
-      expect(peer.requests).toHaveLength(3); // the open circuit did not call the upstream
-      expect(g.logs.withLogId("GW_003")).toHaveLength(1);
+      expect(reasonOf(fast)).toBe("NO_HEALTHY_UPSTREAM");
+      expect(fast.ok ? undefined : detailOf(fast.details, ErrorInfoSchema)?.metadata.processed).toBe("false");
+      expect(retryDelayMs(fast)).toBeLessThanOrEqual(300);
+      expect(peer.requests).toHaveLength(3); // nothing went to the ejected endpoint
+      expect(g.logs.withLogId("GW_007")).toHaveLength(1);
       expect(await (await fetch(`${g.gateway.url}/metrics`)).text()).toMatch(
-        /^bazbii_circuit_breaker_state\{[^}]*\} 1$/m,
+        /^bazbii_upstream_endpoint_healthy\{[^}]*\} 0$/m,
       );
 
       healthy = true;
-      await sleep((retryDelayMs(fast) ?? 400) + 50); // the half-open time the gateway announced
+      await sleep((retryDelayMs(fast) ?? 300) + 100); // the probe the gateway announced
       expect(await call()).toMatchObject({ ok: true });
-      expect(g.logs.withLogId("GW_004")).toHaveLength(1);
-      expect(g.logs.withLogId("GW_005")).toHaveLength(1);
-      expect(await call()).toMatchObject({ ok: true });
+      expect(g.logs.withLogId("GW_008")).toHaveLength(1);
       expect(await (await fetch(`${g.gateway.url}/metrics`)).text()).toMatch(
-        /^bazbii_circuit_breaker_state\{[^}]*\} 0$/m,
+        /^bazbii_upstream_endpoint_healthy\{[^}]*\} 1$/m,
       );
     },
   );
@@ -195,7 +196,7 @@ describe("upstream connections", () => {
       if (held.length === 2) for (const answer of held.splice(0)) answer();
     });
     cleanups.push(() => peer.close());
-    const g = await startGatewayFor(peer.url, { upstreamMaxConnections: 2 });
+    const g = await startGatewayFor(peer.url, { upstream: { pool: { maxConnections: 2 } } });
     cleanups.push(() => g.gateway.close(0));
     const outcomes = await Promise.all(
       Array.from({ length: 6 }, () => byteRelay?.call("connect-binary", g.gateway.url)),
@@ -213,7 +214,7 @@ describe("upstream connections", () => {
     });
     cleanups.push(() => peer.close());
     // The gateway's own deadline, so that the answer is the gateway's, given while the call waits.
-    const g = await startGatewayFor(peer.url, { upstreamMaxConnections: 1, defaultTimeoutMs: 300 });
+    const g = await startGatewayFor(peer.url, { upstream: { pool: { maxConnections: 1 } }, defaultTimeoutMs: 300 });
     cleanups.push(() => g.gateway.close(0));
     const first = byteRelay?.call("connect-binary", g.gateway.url, { timeoutMs: 10_000 });
     await expect.poll(() => peer.requests.length).toBe(1);

@@ -6,7 +6,7 @@ import { ErrorInfoSchema, RetryInfoSchema } from "../src/gen/google/rpc/error_de
 import { detailOf } from "./helpers/details.js";
 import { type PeerBehaviour, startFakeUpstream } from "./helpers/fake-upstream.js";
 import { type RelayPath, relayPaths } from "./helpers/relay-paths.js";
-import { startGatewayFor, startSystem } from "./helpers/system.js";
+import { type GatewayOverrides, startGatewayFor, startSystem } from "./helpers/system.js";
 import { callWire, closeGrpcClients, type Outcome, protocols } from "./helpers/wire-clients.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -29,10 +29,11 @@ async function expectEveryProtocolToFail(path: RelayPath, url: string, code: str
 }
 
 describe("when the API server is down", () => {
-  it("answers unavailable (never unknown or internal) on every protocol and logs REQ_012", async () => {
-    const system = await startSystem();
-    cleanups.push(() => system.close());
-    await system.stopApi();
+  async function expectUnavailableEverywhere(
+    system: Awaited<ReturnType<typeof startSystem>>,
+    reason: string,
+    logged: (line: Record<string, unknown>) => void,
+  ): Promise<void> {
     const token = await system.token("alice");
     for (const protocol of protocols) {
       const requestId = `down-${protocol}-${crypto.randomUUID()}`;
@@ -50,8 +51,10 @@ describe("when the API server is down", () => {
       expect({ protocol, code: outcome.code, reason: outcome.reason }).toEqual({
         protocol,
         code: "unavailable",
-        reason: "UPSTREAM_UNREACHABLE",
+        reason,
       });
+      // Not processed: any client may try it again, whatever the method.
+      expect(detailOf(outcome.details, ErrorInfoSchema)?.metadata.processed).toBe("false");
       if (protocol.startsWith("connect-")) expect(outcome.httpStatus).toBe(503);
       const [line, ...more] = system.gatewayLogs.forRequest(requestId);
       expect(more).toEqual([]);
@@ -65,12 +68,38 @@ describe("when the API server is down", () => {
         actor_id: "alice",
         code: "unavailable",
       });
-      // The cause is in the log, not in the answer.
-      expect(JSON.stringify(line)).toContain("ECONNREFUSED");
+      logged(line as Record<string, unknown>);
       expect(outcome.message).not.toContain("ECONNREFUSED");
     }
+  }
+
+  it("answers unavailable at once on every protocol, calling nothing: its health stream told the gateway (NO_HEALTHY_UPSTREAM)", async () => {
+    const system = await startSystem();
+    cleanups.push(() => system.close());
+    await system.stopApi();
+    await expect.poll(async () => (await fetch(`${system.gateway.url}/readyz`)).status).toBe(503);
+    await expectUnavailableEverywhere(system, "NO_HEALTHY_UPSTREAM", (line) => expect(line.attempts).toBe(0));
+  });
+
+  it("without active health checks, finds the connection refused (UPSTREAM_UNREACHABLE), the cause in the log only", async () => {
+    const system = await startSystem({
+      gateway: { upstream: { healthIntervalMs: 0, outliers: { consecutiveFailures: 100 } } },
+    });
+    cleanups.push(() => system.close());
+    await system.stopApi();
+    await expectUnavailableEverywhere(system, "UPSTREAM_UNREACHABLE", (line) =>
+      expect(JSON.stringify(line)).toContain("ECONNREFUSED"),
+    );
   });
 });
+
+/** A gateway in front of a misbehaving peer that outlier detection leaves in, to see each failure's own answer. */
+function gatewayFor(url: string, overrides: GatewayOverrides = {}) {
+  return startGatewayFor(url, {
+    ...overrides,
+    upstream: { ...overrides.upstream, outliers: { consecutiveFailures: 1_000 } },
+  });
+}
 
 describe("against a misbehaving upstream peer", () => {
   it("passes Get on in the caller's own protocol, its bytes unchanged; decodes GetHeatmap into the configured one", async () => {
@@ -88,7 +117,7 @@ describe("against a misbehaving upstream peer", () => {
       });
     });
     cleanups.push(() => peer.close());
-    const { gateway } = await startGatewayFor(peer.url, { upstreamProtocol: "connect" });
+    const { gateway } = await gatewayFor(peer.url, { upstream: { pool: { protocol: "connect" } } });
     cleanups.push(() => gateway.close(0));
     for (const protocol of protocols) {
       await callWire(protocol, gateway.url, UserPostService.method.get, { id: "p-1" });
@@ -115,7 +144,7 @@ describe("against a misbehaving upstream peer", () => {
   it("propagates the deadline, the request id and the actor, and never the caller's token or actor header", async () => {
     const peer = await startFakeUpstream((call) => call.cancel());
     cleanups.push(() => peer.close());
-    const { gateway, token } = await startGatewayFor(peer.url);
+    const { gateway, token } = await gatewayFor(peer.url);
     cleanups.push(() => gateway.close(0));
     await callWire(
       "connect-json",
@@ -148,7 +177,7 @@ describe("against a misbehaving upstream peer", () => {
     async (path) => {
       const peer = await startFakeUpstream(() => {}); // never answers
       cleanups.push(() => peer.close());
-      const { gateway } = await startGatewayFor(peer.url);
+      const { gateway } = await gatewayFor(peer.url);
       cleanups.push(() => gateway.close(0));
       for (const protocol of protocols) {
         const started = performance.now();
@@ -169,7 +198,7 @@ describe("against a misbehaving upstream peer", () => {
         call.ended.then(upstreamEnded.resolve); // never answers
       });
       cleanups.push(() => peer.close());
-      const { gateway, logs } = await startGatewayFor(peer.url);
+      const { gateway, logs } = await gatewayFor(peer.url);
       cleanups.push(() => gateway.close(0));
       const caller = new AbortController();
       const call = fetch(`${gateway.url}${path.route}`, {
@@ -201,7 +230,7 @@ describe("against a misbehaving upstream peer", () => {
         .then(() => call.dropConnection());
     });
     cleanups.push(() => peer.close());
-    const { gateway } = await startGatewayFor(peer.url);
+    const { gateway } = await gatewayFor(peer.url);
     cleanups.push(() => gateway.close(0));
     await expectEveryProtocolToFail(path, gateway.url, "unavailable", "UPSTREAM_CONNECTION_LOST");
   });
@@ -229,9 +258,9 @@ describe("answers without an RPC status, from a proxy or a broken peer", () => {
   ])("an HTML %i page becomes %s (ERROR-MODEL.md's HTTP table)", async (status, code, reason) => {
     const peer = await startFakeUpstream(html(status));
     cleanups.push(() => peer.close());
-    // Eight unavailable answers in a row: the breaker (tested in protection.spec) stays out of the way.
-    const { gateway } = await startGatewayFor(peer.url, {
-      breaker: { consecutiveFailures: 100, halfOpenAfterMs: 1_000 },
+    // Eight unavailable answers in a row: outlier detection (tested in protection.spec) stays out of the way.
+    const { gateway } = await gatewayFor(peer.url, {
+      upstream: { outliers: { consecutiveFailures: 100 } },
     });
     cleanups.push(() => gateway.close(0));
     for (const [path, protocol] of relayPaths.flatMap((p) => protocols.map((q) => [p, q] as const))) {
@@ -249,7 +278,7 @@ describe("answers without an RPC status, from a proxy or a broken peer", () => {
   it.each(relayPaths)("passes a proxy's Retry-After on as RetryInfo ($name)", async (path) => {
     const peer = await startFakeUpstream(html(503, { "retry-after": "7" }));
     cleanups.push(() => peer.close());
-    const { gateway } = await startGatewayFor(peer.url);
+    const { gateway } = await gatewayFor(peer.url);
     cleanups.push(() => gateway.close(0));
     const outcome = failure(await path.call("connect-json", gateway.url));
     expect(detailOf(outcome.details, RetryInfoSchema)?.retryDelay?.seconds).toBe(7n);
@@ -261,7 +290,7 @@ describe("answers without an RPC status, from a proxy or a broken peer", () => {
       call.respond(200, { "content-type": "application/proto" }, Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x07])),
     );
     cleanups.push(() => peer.close());
-    const { gateway } = await startGatewayFor(peer.url);
+    const { gateway } = await gatewayFor(peer.url);
     cleanups.push(() => gateway.close(0));
     await expectEveryProtocolToFail(path, gateway.url, "internal", "UPSTREAM_PROTOCOL_ERROR");
   });
@@ -272,13 +301,13 @@ describe("answers without an RPC status, from a proxy or a broken peer", () => {
       call.respond(200, { "content-type": "application/grpc" }, Buffer.from([0, 0, 0, 0, 0])),
     );
     cleanups.push(() => peer.close());
-    const { gateway } = await startGatewayFor(peer.url, { upstreamProtocol: "grpc" });
+    const { gateway } = await gatewayFor(peer.url, { upstream: { pool: { protocol: "grpc" } } });
     cleanups.push(() => gateway.close(0));
     await expectEveryProtocolToFail(path, gateway.url, "internal", "UPSTREAM_PROTOCOL_ERROR");
   });
 
   it("relays a real gRPC upstream's errors unchanged (gRPC upstream transport)", async () => {
-    const system = await startSystem({ gateway: { upstreamProtocol: "grpc" } });
+    const system = await startSystem({ gateway: { upstream: { pool: { protocol: "grpc" } } } });
     cleanups.push(() => system.close());
     const viaGateway = failure(
       await callWire(

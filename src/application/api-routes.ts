@@ -27,6 +27,8 @@ export interface ApiRoutesDeps {
   readonly faultInjection: boolean;
   readonly metrics: RpcMetrics;
   readonly maxRequestBytes: number;
+  /** Aborted when the server closes: ends long-lived calls (health watches). */
+  readonly shutdownSignal: AbortSignal;
 }
 
 export const apiServices = [HeatmapService, UserPostService] as const;
@@ -40,6 +42,7 @@ export function createApiListener(deps: ApiRoutesDeps): RequestListener {
       router.service(Health, createHealthService(deps.readiness, apiServices));
     },
     readMaxBytes: deps.maxRequestBytes,
+    shutdownSignal: deps.shutdownSignal,
     requestGate(ctx) {
       const rc = openRequestContext(ctx, deps.log);
       const report = (err: ConnectError): void => {

@@ -1,8 +1,8 @@
 import { Code, ConnectError, type Interceptor, type UnaryRequest } from "@connectrpc/connect";
 import { codeTable } from "../shared/code-table.js";
+import { retryPolicies, UNKNOWN_METHOD_POLICY } from "../shared/retry-policies.js";
 import { type MethodRetryPolicy, mayRetry, RETRY_DEFAULTS } from "../shared/retry-rules.js";
 import { markedNotProcessed, type Pushback, pushbackOf, refusedBeforeSending } from "./pushback.js";
-import { retryPolicies, UNKNOWN_METHOD_POLICY } from "./retry-policies.js";
 import { RetryThrottle } from "./retry-throttle.js";
 
 export interface RetryEvent {

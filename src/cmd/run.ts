@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { ConfigError } from "../config/env.js";
 import type { RunningServer } from "../servers/running-server.js";
 import { logmsg } from "../shared/logging/log-catalog.js";
@@ -5,8 +6,8 @@ import { createLogger } from "../shared/logging/logger.js";
 import { backportAsyncResourceBind } from "../shared/runtime/async-resource-bind.js";
 
 /**
- * Runs servers until SIGTERM or SIGINT, then stops them gracefully (the last
- * one started stops first) and exits 0. A start-up failure exits 1, logged as
+ * Runs servers until SIGTERM or SIGINT, then stops them gracefully: all drain
+ * for SHUTDOWN_DRAIN_MS, then close (the last one started first) and exits 0. A start-up failure exits 1, logged as
  * SYS_003 on stdout like every other line (the configuration is not read yet,
  * so at the default level), and said in plain words on stderr for whoever
  * started it in a terminal: a bad configuration names the variable.
@@ -21,6 +22,10 @@ export async function runUntilSignalled(service: string, start: () => Promise<Ru
   const stop = async (): Promise<void> => {
     if (stopping || servers === undefined) return;
     stopping = true;
+    // All drain at once (load balancers and gateways move away while they still
+    // serve), then close, the last started first.
+    for (const server of servers) server.drain();
+    await sleep(Math.max(0, ...servers.map((s) => s.drainMs)));
     for (const server of [...servers].reverse()) await server.close();
     process.exit(0);
   };

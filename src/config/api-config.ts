@@ -14,6 +14,9 @@ export interface ApiConfig {
   readonly nats: NatsConfig | undefined;
   readonly limits: HttpLimits;
   readonly shutdownGraceMs: number;
+  readonly shutdownDrainMs: number;
+  /** How often storage is checked while it answers (and 5 times as often while it does not). */
+  readonly storageCheckIntervalMs: number;
   /** Honour x-bazbii-fault-* headers (development and tests only). */
   readonly faultInjection: boolean;
 }
@@ -27,6 +30,10 @@ export const apiEnv = {
   NATS_URL: url({ default: undefined, desc: "NATS server to publish domain events to (subjects bazbii.events.*)" }),
   NATS_MAX_RECONNECT_ATTEMPTS: num({ default: -1, desc: "reconnect attempts after losing NATS; -1 for ever" }),
   DB_CONNECT_TIMEOUT_MS: num({ default: 5_000, desc: "waiting longer for a connection fails the call as unavailable" }),
+  STORAGE_CHECK_INTERVAL_MS: num({
+    default: 1_000,
+    desc: "how often the API server checks its storage (five times as often while it is down); readyz and grpc.health.v1 say NOT_SERVING while it does not answer",
+  }),
 };
 
 /** The API server's configuration, read from the environment once at start-up. */
@@ -50,6 +57,8 @@ export function apiConfigFromEnv(source: NodeJS.ProcessEnv = process.env): ApiCo
         : { url: env.NATS_URL, maxReconnectAttempts: env.NATS_MAX_RECONNECT_ATTEMPTS },
     limits: httpLimitsFrom(env),
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    shutdownDrainMs: env.SHUTDOWN_DRAIN_MS,
+    storageCheckIntervalMs: env.STORAGE_CHECK_INTERVAL_MS,
     faultInjection: env.FAULT_INJECTION,
   };
 }

@@ -1,7 +1,7 @@
-import { bool, num, port, str, url } from "envalid";
-import type { BreakerConfig } from "../gateway/circuit-breaker.js";
+import { bool, makeValidator, num, port, str, url } from "envalid";
 import type { RateLimitConfig } from "../gateway/rate-limit.js";
-import type { UpstreamProtocol } from "../gateway/upstream.js";
+import type { PoolConfig, UpstreamProtocol } from "../gateway/upstream/endpoint-pool.js";
+import type { UpstreamConfig } from "../gateway/upstream/upstream.js";
 import type { HttpLimits } from "../shared/http/http-server.js";
 import { ConfigError, commonEnv, readEnv, refuseInProduction } from "./env.js";
 import { httpLimitsEnv, httpLimitsFrom } from "./http-limits.js";
@@ -17,28 +17,74 @@ export interface GatewayConfig {
   readonly host: string;
   readonly port: number;
   readonly logLevel: string;
-  readonly apiUrl: string;
-  readonly upstreamProtocol: UpstreamProtocol;
-  readonly upstreamMaxConnections: number;
+  /** The upstream's settings; its connections' idle time is IDLE_TIMEOUT_MS's (limits). */
+  readonly upstream: Omit<UpstreamConfig, "pool"> & { readonly pool: Omit<PoolConfig, "idleTimeoutMs"> };
   readonly jwtSecret: string;
   readonly defaultTimeoutMs: number;
   readonly maxTimeoutMs: number;
   readonly limits: HttpLimits;
   readonly rateLimit: RateLimitConfig;
   readonly maxInFlight: number;
-  readonly breaker: BreakerConfig;
   readonly corsAllowedOrigins: readonly string[];
   readonly webRoot: string;
   readonly devTokens: boolean;
   readonly shutdownGraceMs: number;
+  readonly shutdownDrainMs: number;
   /** Honour x-bazbii-fault-* headers (development and tests only). */
   readonly faultInjection: boolean;
 }
 
+/** A comma-separated list of http(s) URLs. */
+const urlList = makeValidator<string[]>((raw) => {
+  const urls = raw
+    .split(",")
+    .map((u) => u.trim())
+    .filter((u) => u !== "");
+  if (urls.length === 0) throw new Error("expected one or more URLs, comma-separated");
+  for (const u of urls) {
+    let parsed: URL;
+    try {
+      parsed = new URL(u);
+    } catch {
+      throw new Error(`not a URL: ${u}`);
+    }
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error(`not an http(s) URL: ${u}`);
+  }
+  return urls;
+});
+
 /** Variables only the gateway reads. */
 export const gatewayEnv = {
   GATEWAY_PORT: port({ default: 8080, desc: "public port: Connect, gRPC and gRPC-Web, HTTP/1.1 and h2c" }),
-  API_URL: url({ default: "http://127.0.0.1:8081", desc: "where the gateway finds the API server (HTTP/1.1 and h2c)" }),
+  API_URL: urlList({
+    default: ["http://127.0.0.1:8081"],
+    desc: "the API servers (HTTP/1.1 and h2c), comma-separated; a host name is one endpoint per address it resolves to",
+  }),
+  UPSTREAM_RESOLVE_INTERVAL_MS: num({
+    default: 5_000,
+    desc: "how often API_URL's host names are resolved again: new addresses join, gone ones are drained",
+  }),
+  UPSTREAM_HEALTH_INTERVAL_MS: num({
+    default: 500,
+    desc: "each endpoint's grpc.health.v1 Watch is opened again this often while the endpoint cannot be reached; 0 turns active health checks off",
+  }),
+  UPSTREAM_EJECTION_FAILURES: num({
+    default: 3,
+    desc: "consecutive failures (refused, lost or unavailable) that eject an endpoint (outlier detection)",
+  }),
+  UPSTREAM_EJECTION_BASE_MS: num({
+    default: 200,
+    desc: "an ejected endpoint is probed every this × the times it was ejected, and returns as soon as a probe answers",
+  }),
+  UPSTREAM_EJECTION_MAX_MS: num({ default: 30_000, desc: "longest interval between probes of an ejected endpoint" }),
+  UPSTREAM_MAX_EJECTION_PERCENT: num({
+    default: 50,
+    desc: "endpoints ejected at once at most, in percent of all (at least one)",
+  }),
+  UPSTREAM_RETRY_BUDGET_PERCENT: num({
+    default: 20,
+    desc: "the gateway's own retries in flight at most, in percent of the calls in flight (at least 3)",
+  }),
   UPSTREAM_PROTOCOL: str({
     choices: ["connect", "grpc"],
     default: "connect",
@@ -46,7 +92,7 @@ export const gatewayEnv = {
   }),
   UPSTREAM_MAX_CONNECTIONS: num({
     default: 32,
-    desc: "HTTP/1.1 connections to the API server at most (relayed Connect and gRPC-Web calls, one at a time each); more calls wait for a free one within their deadlines. gRPC shares one h2c connection",
+    desc: "HTTP/1.1 connections to each API server endpoint at most (relayed Connect and gRPC-Web calls, one at a time each); more calls wait for a free one within their deadlines. gRPC shares one h2c connection per endpoint",
   }),
   AUTH_JWT_SECRET: str({
     default: DEVELOPMENT_JWT_SECRET,
@@ -66,8 +112,6 @@ export const gatewayEnv = {
   RATE_LIMIT_READS: num({ default: 600, desc: "calls per window and caller to NO_SIDE_EFFECTS methods" }),
   RATE_LIMIT_WRITES: num({ default: 120, desc: "calls per window and caller to other methods" }),
   MAX_IN_FLIGHT: num({ default: 1_000, desc: "calls in flight at once; more are shed with unavailable + RetryInfo" }),
-  BREAKER_FAILURES: num({ default: 5, desc: "consecutive unavailable upstream answers that open the circuit breaker" }),
-  BREAKER_HALF_OPEN_AFTER_MS: num({ default: 5_000, desc: "time the breaker stays open before a probe call" }),
   WEB_ROOT: str({ default: "dist/web", desc: "directory of the built browser page served at /" }),
   DEV_TOKENS: bool({
     default: undefined,
@@ -97,9 +141,19 @@ export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): G
     host: env.HOST,
     port: env.GATEWAY_PORT,
     logLevel: env.LOG_LEVEL,
-    apiUrl: env.API_URL,
-    upstreamProtocol: env.UPSTREAM_PROTOCOL as UpstreamProtocol,
-    upstreamMaxConnections: env.UPSTREAM_MAX_CONNECTIONS,
+    upstream: {
+      urls: env.API_URL,
+      resolveIntervalMs: env.UPSTREAM_RESOLVE_INTERVAL_MS,
+      healthIntervalMs: env.UPSTREAM_HEALTH_INTERVAL_MS,
+      pool: { protocol: env.UPSTREAM_PROTOCOL as UpstreamProtocol, maxConnections: env.UPSTREAM_MAX_CONNECTIONS },
+      outliers: {
+        consecutiveFailures: env.UPSTREAM_EJECTION_FAILURES,
+        baseEjectionMs: env.UPSTREAM_EJECTION_BASE_MS,
+        maxEjectionMs: env.UPSTREAM_EJECTION_MAX_MS,
+        maxEjectionPercent: env.UPSTREAM_MAX_EJECTION_PERCENT,
+      },
+      retryBudgetPercent: env.UPSTREAM_RETRY_BUDGET_PERCENT,
+    },
     jwtSecret: env.AUTH_JWT_SECRET,
     defaultTimeoutMs: env.DEFAULT_TIMEOUT_MS,
     maxTimeoutMs: env.MAX_TIMEOUT_MS,
@@ -112,13 +166,13 @@ export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): G
       redisKeyPrefix: env.RATE_LIMIT_REDIS_PREFIX,
     },
     maxInFlight: env.MAX_IN_FLIGHT,
-    breaker: { consecutiveFailures: env.BREAKER_FAILURES, halfOpenAfterMs: env.BREAKER_HALF_OPEN_AFTER_MS },
     corsAllowedOrigins: env.CORS_ALLOWED_ORIGINS.split(",")
       .map((o) => o.trim())
       .filter((o) => o !== ""),
     webRoot: env.WEB_ROOT,
     devTokens,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    shutdownDrainMs: env.SHUTDOWN_DRAIN_MS,
     faultInjection: env.FAULT_INJECTION,
   };
 }

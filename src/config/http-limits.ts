@@ -12,7 +12,11 @@ export const httpLimitsEnv = {
   MAX_CONCURRENT_STREAMS: num({ default: 250, desc: "HTTP/2 streams open at once per connection" }),
   MAX_CONNECTIONS: num({ default: 10_000, desc: "connections open at once; more are refused" }),
   MAX_REQUEST_BYTES: num({ default: 1_048_576, desc: "largest request message; larger ones get resource_exhausted" }),
-  SHUTDOWN_GRACE_MS: num({ default: 10_000, desc: "on SIGTERM, time calls in flight get to finish" }),
+  SHUTDOWN_DRAIN_MS: num({
+    default: 2_000,
+    desc: "on SIGTERM, time the server goes on serving while not ready (readyz 503, health NOT_SERVING), so that gateways and load balancers move away first",
+  }),
+  SHUTDOWN_GRACE_MS: num({ default: 10_000, desc: "after draining, time calls in flight get to finish" }),
 };
 
 export function httpLimitsFrom(env: {

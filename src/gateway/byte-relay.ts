@@ -11,11 +11,13 @@ import { logmsg } from "../shared/logging/log-catalog.js";
 import type { Logger } from "../shared/logging/logger.js";
 import type { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 import { newRequestContext, REQUEST_ID_HEADER, type RequestContext } from "../shared/request-context.js";
-import { inspectsMessage, relayedServices } from "./method-policy.js";
+import { inspectsMessage, type RepeatRule, relayedServices, repeatRuleOf } from "./method-policy.js";
 import { forwardedHeaders, type RelayPolicy, vouchedHeaders } from "./relay.js";
 import { clientAddressOf, type RequestGate } from "./request-gate.js";
-import type { Upstream, UpstreamAnswer } from "./upstream.js";
-import { fromUpstreamFailure, upstreamProtocolError } from "./upstream-errors.js";
+import type { UpstreamAnswer } from "./upstream/answer.js";
+import type { Upstream } from "./upstream/upstream.js";
+import { upstreamProtocolError } from "./upstream/upstream-errors.js";
+import { hasStringField } from "./wire/request-field.js";
 import { type WireProtocol, wireProtocolOf } from "./wire/wire-protocol.js";
 import { type AnyResponse, write, writeOwnError } from "./wire/write-response.js";
 
@@ -67,7 +69,8 @@ export function createByteRelay(deps: ByteRelayDeps, next: RequestListener): Req
     }
   }
   const forwarded = forwardedHeaders(deps.policy.faultInjection);
-  const run = relayCall(deps, forwarded);
+  const repeatRules = new Map([...methods.values()].map((m) => [m, repeatRuleOf(m)]));
+  const run = relayCall(deps, forwarded, repeatRules);
 
   return (req, res) => {
     const method = req.method === "POST" ? methods.get(req.url ?? "") : undefined;
@@ -96,9 +99,13 @@ interface RelayedCall {
   readonly callerTimeoutMs: number | undefined;
 }
 
-function relayCall(deps: ByteRelayDeps, forwarded: readonly string[]): (call: RelayedCall) => Promise<void> {
+function relayCall(
+  deps: ByteRelayDeps,
+  forwarded: readonly string[],
+  repeatRules: ReadonlyMap<DescMethod, RepeatRule>,
+): (call: RelayedCall) => Promise<void> {
   const { metrics, policy, upstream } = deps;
-  const { deadlines, breaker, faultInjection } = policy;
+  const { deadlines, faultInjection } = policy;
   // Caller headers passed on per protocol: its own, then the gateway's forwarded ones.
   const passedOn = new Map<WireProtocol, readonly string[]>();
   const passedOnFor = (protocol: WireProtocol): readonly string[] => {
@@ -164,39 +171,60 @@ function relayCall(deps: ByteRelayDeps, forwarded: readonly string[]): (call: Re
       }
 
       const headers: OutgoingHttpHeaders = vouchedHeaders(rc, header, passedOnFor(protocol));
-      headers[protocol.timeoutHeader] = protocol.formatTimeout(
-        Math.max(1, Math.ceil(rc.startedAt + timeoutMs - performance.now())),
+      const repeat = repeatRules.get(method) as RepeatRule;
+      const result = await upstream.run<UpstreamAnswer>(
+        {
+          labels: fields,
+          safeToRepeat: () =>
+            repeat.always ||
+            (repeat.keyField !== undefined &&
+              hasStringField(
+                {
+                  body,
+                  envelopeBytes: protocol.envelopeBytes,
+                  json: contentType.includes("json"),
+                  encoding: header(protocol.encodingHeader) ?? undefined,
+                },
+                repeat.keyField,
+              )),
+          callerRetrying: Number(header("grpc-previous-rpc-attempts") ?? 0) > 0,
+          rc,
+          signal: ending.signal,
+          timeoutMs,
+          callerEnded: () => callerEnded,
+        },
+        async (endpoint) => {
+          // Each attempt carries the time left of the one deadline.
+          headers[protocol.timeoutHeader] = protocol.formatTimeout(
+            Math.max(1, Math.ceil(rc.startedAt + timeoutMs - performance.now())),
+          );
+          const answer = await endpoint.pool.exchange(
+            req.url as string,
+            headers,
+            body,
+            ending.signal,
+            protocol.upstreamHttp,
+          );
+          return { value: answer, error: readAnswer(protocol, answer, contentType, rc) };
+        },
       );
-      const started = performance.now();
-      let relayed: { error: ConnectError; answer: UpstreamAnswer } | undefined;
-      try {
-        const answer = await breaker.run(async () => {
-          let answer: UpstreamAnswer;
-          try {
-            answer = await upstream.exchange(req.url as string, headers, body, ending.signal, protocol.upstreamHttp);
-          } catch (thrown) {
-            throw fromUpstreamFailure(thrown, rc, { timeoutMs, callerEnded });
-          }
-          const error = readAnswer(protocol, answer, contentType, rc);
-          if (error !== undefined) {
-            relayed = { error, answer };
-            throw error;
-          }
-          return answer;
-        }, rc);
-        if (faults !== undefined) await applyFault(faults, "gateway-response", rc, ending.signal);
-        metrics.clientCall(fields, { code: "ok", errorType: "" }, (performance.now() - started) / 1000);
-        writeAnswer(res, answer);
-        done("ok", undefined);
-      } catch (thrown) {
-        const err = ConnectError.from(thrown);
-        const reason = reasonOf(err);
-        metrics.clientCall(fields, { code: err.code, errorType: reason ?? "" }, (performance.now() - started) / 1000);
-        logmsg.APICallFailed.emitError(rc.log, err, { ...fields, reason });
-        if (relayed !== undefined && relayed.error === err) writeAnswer(res, relayed.answer);
-        else writeOwnError(res, protocol, contentType, err);
-        done(err.code, reason);
+      let err = result.own ?? result.error;
+      if (err === undefined && faults !== undefined) {
+        err = await applyFault(faults, "gateway-response", rc, ending.signal).then(
+          () => undefined,
+          (thrown: unknown) => ConnectError.from(thrown),
+        );
       }
+      if (err === undefined) {
+        writeAnswer(res, result.value as UpstreamAnswer);
+        done("ok", undefined);
+        return;
+      }
+      const reason = reasonOf(err);
+      logmsg.APICallFailed.emitError(rc.log, err, { ...fields, reason, attempts: result.attempts });
+      if (result.own === undefined && err === result.error) writeAnswer(res, result.value as UpstreamAnswer);
+      else writeOwnError(res, protocol, contentType, err);
+      done(err.code, reason);
     } finally {
       clearTimeout(timer);
       admitted.release();

@@ -20,7 +20,7 @@ import type { RateLimiter } from "./rate-limit.js";
 import { createRelay, type RelayPolicy } from "./relay.js";
 import { clientAddressOf, createRequestGate } from "./request-gate.js";
 import { answerUnknownMethod } from "./unknown-method.js";
-import type { Upstream } from "./upstream.js";
+import type { Upstream } from "./upstream/upstream.js";
 
 export interface GatewayRoutesDeps {
   readonly log: Logger;
@@ -33,6 +33,8 @@ export interface GatewayRoutesDeps {
   readonly rateLimiter: RateLimiter;
   readonly maxInFlight: number;
   readonly maxRequestBytes: number;
+  /** Aborted when the server closes: ends long-lived calls (health watches). */
+  readonly shutdownSignal: AbortSignal;
   /** The browser page and its routes; answers true when it served the request. */
   readonly webApp: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
@@ -54,13 +56,14 @@ export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener 
         for (const method of service.methods) {
           if (method.methodKind !== "unary") continue;
           const unary = method as DescMethodUnary<DescMessage, DescMessage>;
-          router.rpc(unary, createRelay(unary, deps.upstream, deps.policy, deps.metrics));
+          router.rpc(unary, createRelay(unary, deps.upstream, deps.policy));
         }
       }
       router.service(Health, createHealthService(deps.readiness, relayedServices));
     },
     contextValues: (req) => createContextValues().set(clientAddressKey, clientAddressOf(req)),
     readMaxBytes: deps.maxRequestBytes,
+    shutdownSignal: deps.shutdownSignal,
     // Runs before the request body is read.
     async requestGate(ctx) {
       const rc = openRequestContext(ctx, deps.log);

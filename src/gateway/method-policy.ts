@@ -1,9 +1,10 @@
-import type { DescMethod } from "@bufbuild/protobuf";
+import type { DescField, DescMethod } from "@bufbuild/protobuf";
 import { HeatmapService } from "../gen/bazbii/feed/v1/heatmap_service_pb.js";
 import { UserPostService } from "../gen/bazbii/post/v1/user_post_service_pb.js";
 import { errorCatalog } from "../shared/errors/catalog.js";
 import { publicError } from "../shared/errors/public-error.js";
 import type { RequestContext } from "../shared/request-context.js";
+import { retryPolicies, UNKNOWN_METHOD_POLICY } from "../shared/retry-policies.js";
 
 /** The services the gateway relays, as the API server serves them. */
 export const relayedServices = [HeatmapService, UserPostService] as const;
@@ -36,4 +37,25 @@ export function validateBeforeUpstream(method: DescMethod, message: unknown, rc:
       throw publicError(errorCatalog.H3_RES_OUT_OF_RANGE, rc, { params: { h3Res: String(h3Res) } });
     }
   }
+}
+
+/**
+ * When the gateway may send a call again after it may have reached the
+ * application (its connection lost, or an unavailable answer), from the
+ * schema: always for NO_SIDE_EFFECTS and IDEMPOTENT methods; for a keyed
+ * method (Create) only when its idempotency key field is set, which `keySet`
+ * tells for this call; never for a method marked never, or any other.
+ */
+export interface RepeatRule {
+  readonly always: boolean;
+  /** The idempotency key field, when the method is safe to repeat only with it set. */
+  readonly keyField: DescField | undefined;
+}
+
+export function repeatRuleOf(method: DescMethod): RepeatRule {
+  const policy = retryPolicies[`${method.parent.typeName}/${method.name}`] ?? UNKNOWN_METHOD_POLICY;
+  if (policy.never) return { always: false, keyField: undefined };
+  if (policy.idempotency !== "UNKNOWN") return { always: true, keyField: undefined };
+  const keyField = method.input.fields.find((f) => f.localName === policy.idempotencyKeyField);
+  return { always: false, keyField };
 }

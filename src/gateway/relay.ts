@@ -3,7 +3,6 @@ import { ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { logMessageFor, reasonOf } from "../shared/errors/public-error.js";
 import { applyFault, FAULT_HEADER_NAMES } from "../shared/fault-injection.js";
 import { logmsg } from "../shared/logging/log-catalog.js";
-import type { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 import {
   ACTOR_ID_HEADER,
   REQUEST_ID_HEADER,
@@ -11,14 +10,12 @@ import {
   requestContextOf,
 } from "../shared/request-context.js";
 import { TRACEPARENT_HEADER, traceparentOf } from "../shared/trace-context.js";
-import type { UpstreamBreaker } from "./circuit-breaker.js";
-import { validateBeforeUpstream } from "./method-policy.js";
-import type { Upstream } from "./upstream.js";
-import { fromUpstreamFailure } from "./upstream-errors.js";
+import { repeatRuleOf, validateBeforeUpstream } from "./method-policy.js";
+import type { Upstream } from "./upstream/upstream.js";
+import { relayed } from "./upstream/upstream-errors.js";
 
 export interface RelayPolicy {
   readonly deadlines: DeadlinePolicy;
-  readonly breaker: UpstreamBreaker;
   /** Honour x-bazbii-fault-* headers here, and pass them on to the API server. */
   readonly faultInjection: boolean;
 }
@@ -61,18 +58,19 @@ export function vouchedHeaders(
 }
 
 /**
- * The gateway's implementation of one unary method: check what can be checked
- * here, call the API server with the remaining deadline, the actor and the
- * request id, and answer with its response or its error (see upstream-errors).
+ * The gateway's implementation of one unary method whose message it decodes:
+ * check what can be checked here, call the API servers (upstream.run: an
+ * endpoint per attempt) with the remaining deadline, the actor and the request
+ * id, and answer with the response or the error (see upstream-errors).
  */
 export function createRelay<I extends DescMessage, O extends DescMessage>(
   method: DescMethodUnary<I, O>,
   upstream: Upstream,
-  { deadlines, faultInjection, breaker }: RelayPolicy,
-  metrics: RpcMetrics,
+  { deadlines, faultInjection }: RelayPolicy,
 ): (req: MessageShape<I>, ctx: HandlerContext) => Promise<MessageShape<O>> {
-  const fields = { service: method.parent.typeName, method: method.name };
+  const labels = { service: method.parent.typeName, method: method.name };
   const forwarded = forwardedHeaders(faultInjection);
+  const repeat = repeatRuleOf(method);
   return async (req, ctx) => {
     const rc = requestContextOf(ctx.values);
     try {
@@ -83,29 +81,39 @@ export function createRelay<I extends DescMessage, O extends DescMessage>(
       throw err;
     }
     const timeoutMs = Math.min(ctx.timeoutMs() ?? deadlines.defaultTimeoutMs, deadlines.maxTimeoutMs);
-    const started = performance.now();
     const headers = new Headers(vouchedHeaders(rc, (name) => ctx.requestHeader.get(name), forwarded));
-    const call = async () => {
+    const key = repeat.keyField === undefined ? undefined : (req as Record<string, unknown>)[repeat.keyField.localName];
+    const result = await upstream.run<MessageShape<O> | undefined>(
+      {
+        labels,
+        safeToRepeat: () => repeat.always || (typeof key === "string" && key !== ""),
+        callerRetrying: Number(ctx.requestHeader.get("grpc-previous-rpc-attempts") ?? 0) > 0,
+        rc,
+        signal: ctx.signal,
+        timeoutMs,
+        callerEnded: () => (ctx.signal.aborted ? ctx.signal.reason : undefined),
+      },
+      async (endpoint) => {
+        const left = Math.max(1, Math.ceil(rc.startedAt + timeoutMs - performance.now()));
+        try {
+          return { value: await endpoint.pool.call(method, req, { signal: ctx.signal, timeoutMs: left, headers }) };
+        } catch (err) {
+          const e = ConnectError.from(err);
+          if (!e.isWireError) throw err;
+          return { value: undefined, error: relayed(e) }; // the API server's own answer
+        }
+      },
+    );
+    let err = result.own ?? result.error;
+    if (err === undefined) {
       try {
-        return await upstream.call(method, req, { signal: ctx.signal, timeoutMs, headers });
+        if (faultInjection) await applyFault(ctx.requestHeader, "gateway-response", rc, ctx.signal);
+        return result.value as MessageShape<O>;
       } catch (thrown) {
-        throw fromUpstreamFailure(thrown, rc, {
-          timeoutMs,
-          callerEnded: ctx.signal.aborted ? ctx.signal.reason : undefined,
-        });
+        err = ConnectError.from(thrown);
       }
-    };
-    try {
-      const response = await breaker.run(call, rc);
-      if (faultInjection) await applyFault(ctx.requestHeader, "gateway-response", rc, ctx.signal);
-      metrics.clientCall(fields, { code: "ok", errorType: "" }, (performance.now() - started) / 1000);
-      return response;
-    } catch (thrown) {
-      const err = ConnectError.from(thrown);
-      const reason = reasonOf(err);
-      metrics.clientCall(fields, { code: err.code, errorType: reason ?? "" }, (performance.now() - started) / 1000);
-      logmsg.APICallFailed.emitError(rc.log, err, { ...fields, reason });
-      throw err;
     }
+    logmsg.APICallFailed.emitError(rc.log, err, { ...labels, reason: reasonOf(err), attempts: result.attempts });
+    throw err;
   };
 }

@@ -12,6 +12,7 @@ import { createLogger, type Logger } from "../shared/logging/logger.js";
 import { EventMetrics } from "../shared/metrics/event-metrics.js";
 import { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 import { type RunningServer, serving } from "./running-server.js";
+import { watchStorage } from "./storage-readiness.js";
 
 export interface ApiServerDeps {
   readonly log?: Logger;
@@ -35,6 +36,7 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
           eventMetrics.publishFailed(event.name);
           logmsg.EventPublishFailed.emit(currentRequestLog() ?? log, { event: event.name, err });
         });
+  const shutdown = new AbortController();
   const listener = createApiListener({
     log,
     posts: createPostService({ posts: storage.posts, events: createEventPublisher(bus) }),
@@ -43,10 +45,19 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
     faultInjection: config.faultInjection,
     metrics,
     maxRequestBytes: config.limits.maxRequestBytes,
+    shutdownSignal: shutdown.signal,
   });
   const http = await startHttpServer({ host: config.host, port: config.port, listener, limits: config.limits });
-  return serving(http, readiness, log, { storage: storage.kind }, config.shutdownGraceMs, async () => {
-    await bus?.close();
-    await storage.close();
+  const storageWatch = watchStorage(storage, config.storageCheckIntervalMs, readiness, log);
+  return serving(http, readiness, log, {
+    startedFields: { storage: storage.kind },
+    drainMs: config.shutdownDrainMs,
+    graceMs: config.shutdownGraceMs,
+    shutdown,
+    async release() {
+      storageWatch.stop();
+      await bus?.close();
+      await storage.close();
+    },
   });
 }

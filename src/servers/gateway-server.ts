@@ -1,38 +1,46 @@
 import type { GatewayConfig } from "../config/gateway-config.js";
 import { createAuthenticator } from "../gateway/auth.js";
-import { createUpstreamBreaker } from "../gateway/circuit-breaker.js";
 import { withCors } from "../gateway/cors.js";
 import { createGatewayListener } from "../gateway/gateway-routes.js";
 import { withGrpcWebText } from "../gateway/grpc-web-text.js";
 import { createRateLimiter } from "../gateway/rate-limit.js";
-import { createUpstream } from "../gateway/upstream.js";
+import type { Resolve } from "../gateway/upstream/endpoint-set.js";
+import { startUpstream } from "../gateway/upstream/upstream.js";
 import { createWebApp } from "../gateway/web-app.js";
 import { Readiness } from "../shared/health.js";
 import { startHttpServer } from "../shared/http/http-server.js";
 import { createLogger, type Logger } from "../shared/logging/logger.js";
 import { ProtectionMetrics } from "../shared/metrics/protection-metrics.js";
 import { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
+import { UpstreamMetrics } from "../shared/metrics/upstream-metrics.js";
 import { type RunningServer, serving } from "./running-server.js";
 
 export interface GatewayServerDeps {
   readonly log?: Logger;
   /** Metrics registry to record into (tests scrape it); a new one by default. */
   readonly metrics?: RpcMetrics;
+  /** Resolves API_URL's host names (tests give names addresses of their own). */
+  readonly resolve?: Resolve;
 }
 
-/** The gateway process: auth, validation and the relay to the API server. */
+/** The gateway process: auth, validation and the relay to the API servers. */
 export async function startGateway(config: GatewayConfig, deps: GatewayServerDeps = {}): Promise<RunningServer> {
   const log = deps.log ?? createLogger({ service: "gateway", level: config.logLevel });
   const readiness = new Readiness();
   const metrics = deps.metrics ?? new RpcMetrics("gateway");
-  const upstream = createUpstream({
-    baseUrl: config.apiUrl,
-    protocol: config.upstreamProtocol,
-    idleTimeoutMs: config.limits.idleTimeoutMs,
-    maxConnections: config.upstreamMaxConnections,
-  });
+  const upstream = await startUpstream(
+    { ...config.upstream, pool: { ...config.upstream.pool, idleTimeoutMs: config.limits.idleTimeoutMs } },
+    log,
+    metrics,
+    new UpstreamMetrics(metrics.registry),
+    deps.resolve,
+  );
+  // Ready while some API server endpoint may take calls.
+  readiness.dependency(upstream.hasUsableEndpoint());
+  upstream.onUsabilityChange(() => readiness.dependency(upstream.hasUsableEndpoint()));
   const protection = new ProtectionMetrics(metrics.registry);
   const rateLimiter = await createRateLimiter(config.rateLimit, log, protection);
+  const shutdown = new AbortController();
   const listener = createGatewayListener({
     log,
     upstream,
@@ -40,7 +48,6 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
     policy: {
       deadlines: { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs },
       faultInjection: config.faultInjection,
-      breaker: createUpstreamBreaker(config.apiUrl, config.breaker, log, protection),
     },
     readiness,
     metrics,
@@ -48,6 +55,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
     rateLimiter,
     maxInFlight: config.maxInFlight,
     maxRequestBytes: config.limits.maxRequestBytes,
+    shutdownSignal: shutdown.signal,
     webApp: await createWebApp({ root: config.webRoot, devTokens: config.devTokens, jwtSecret: config.jwtSecret }),
   });
   const http = await startHttpServer({
@@ -56,8 +64,14 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
     listener: withCors(withGrpcWebText(listener), config.corsAllowedOrigins),
     limits: config.limits,
   });
-  return serving(http, readiness, log, { api_url: config.apiUrl }, config.shutdownGraceMs, async () => {
-    upstream.close();
-    await rateLimiter.close();
+  return serving(http, readiness, log, {
+    startedFields: { api_url: config.upstream.urls.join(",") },
+    drainMs: config.shutdownDrainMs,
+    graceMs: config.shutdownGraceMs,
+    shutdown,
+    async release() {
+      upstream.close();
+      await rateLimiter.close();
+    },
   });
 }

@@ -7,34 +7,53 @@ export interface RunningServer {
   readonly url: string;
   readonly port: number;
   readonly readiness: Readiness;
-  /** Graceful stop: refuse new work, finish what is in flight (up to the grace period), release resources. */
+  /** How long it goes on serving once draining began (SHUTDOWN_DRAIN_MS). */
+  readonly drainMs: number;
+  /**
+   * Stops being ready (readyz 503, grpc.health.v1 NOT_SERVING), asks its
+   * clients to reconnect elsewhere (GOAWAY, Connection: close), and goes on
+   * serving whoever still comes.
+   */
+  drain(): void;
+  /** Graceful stop: drains if not draining yet, refuses new work, finishes what is in flight (up to the grace period), releases resources. */
   close(graceMs?: number): Promise<void>;
+}
+
+export interface ServingOptions {
+  readonly startedFields: Record<string, unknown>;
+  readonly drainMs: number;
+  readonly graceMs: number;
+  /** Ends long-lived calls (health watches) when the server closes. */
+  readonly shutdown: AbortController;
+  readonly release: () => Promise<void>;
 }
 
 /**
  * Declares a started process ready (SYS_001) and gives it the one way both
- * processes stop: not ready, SYS_002, drain HTTP, then release what the
+ * processes stop: drain (SYS_004), then SYS_002, close HTTP, release what the
  * process holds (storage, upstream sessions, ...).
  */
-export function serving(
-  http: HttpServer,
-  readiness: Readiness,
-  log: Logger,
-  startedFields: Record<string, unknown>,
-  defaultGraceMs: number,
-  release: () => Promise<void>,
-): RunningServer {
-  readiness.set(true);
-  logmsg.ServerStarted.emit(log, { url: http.url, ...startedFields });
+export function serving(http: HttpServer, readiness: Readiness, log: Logger, options: ServingOptions): RunningServer {
+  readiness.started();
+  logmsg.ServerStarted.emit(log, { url: http.url, ...options.startedFields });
+  const drain = (): void => {
+    if (readiness.draining) return;
+    readiness.drain();
+    http.drain();
+    logmsg.ServerDraining.emit(log, { url: http.url, drain_ms: options.drainMs });
+  };
   return {
     url: http.url,
     port: http.port,
     readiness,
-    async close(graceMs = defaultGraceMs) {
-      readiness.set(false);
+    drainMs: options.drainMs,
+    drain,
+    async close(graceMs = options.graceMs) {
+      drain();
       logmsg.ServerStopping.emit(log, { url: http.url });
+      options.shutdown.abort();
       await http.close(graceMs);
-      await release();
+      await options.release();
     },
   };
 }

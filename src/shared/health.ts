@@ -6,18 +6,48 @@ import { errorCatalog } from "./errors/catalog.js";
 import { publicError } from "./errors/public-error.js";
 import { requestContextOf } from "./request-context.js";
 
-/** Whether this process accepts work: false until started, and again once it begins to shut down. */
+/**
+ * Whether this process should get new work (readiness, as opposed to
+ * liveness): once started, until it begins to drain, and while what it
+ * depends on answers (the API server's storage, the gateway's API servers).
+ */
 export class Readiness extends EventEmitter<{ change: [boolean] }> {
-  #ready = false;
+  #started = false;
+  #draining = false;
+  #dependencyUp = true;
 
   get ready(): boolean {
-    return this.#ready;
+    return this.#started && !this.#draining && this.#dependencyUp;
   }
 
-  set(ready: boolean): void {
-    if (ready === this.#ready) return;
-    this.#ready = ready;
-    this.emit("change", ready);
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  started(): void {
+    this.#update(() => {
+      this.#started = true;
+    });
+  }
+
+  /** Shutting down: not ready from now on, whatever else happens. */
+  drain(): void {
+    this.#update(() => {
+      this.#draining = true;
+    });
+  }
+
+  /** Whether what the process depends on answers now. */
+  dependency(up: boolean): void {
+    this.#update(() => {
+      this.#dependencyUp = up;
+    });
+  }
+
+  #update(change: () => void): void {
+    const before = this.ready;
+    change();
+    if (this.ready !== before) this.emit("change", this.ready);
   }
 }
 
@@ -46,7 +76,13 @@ export function createHealthService(
         return;
       }
       yield { status: status() };
-      for await (const _ of on(readiness, "change", { signal: ctx.signal })) yield { status: status() };
+      try {
+        for await (const _ of on(readiness, "change", { signal: ctx.signal })) yield { status: status() };
+      } catch (err) {
+        // The server shuts down (or the watcher left): the stream ends, and the
+        // watcher, which saw NOT_SERVING when draining began, looks elsewhere.
+        if (!ctx.signal.aborted) throw err;
+      }
     },
   };
 }

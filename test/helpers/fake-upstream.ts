@@ -34,9 +34,14 @@ export type PeerBehaviour = (call: PeerCall) => void;
  * A real server standing where the API server should be, speaking HTTP/1.1
  * and h2c on one port as the API server does, doing whatever a test tells
  * it: hanging, resetting, answering with HTML or garbage. It records the
- * headers of every request it gets.
+ * headers of every request it gets, but for grpc.health.v1, which it answers
+ * SERVING itself as the API server would (the gateway watches every endpoint's
+ * health), unless `withHealth` is false.
  */
-export async function startFakeUpstream(behaviour: PeerBehaviour): Promise<{
+export async function startFakeUpstream(
+  behaviour: PeerBehaviour,
+  withHealth = true,
+): Promise<{
   url: string;
   requests: http.IncomingHttpHeaders[];
   close(): Promise<void>;
@@ -44,6 +49,10 @@ export async function startFakeUpstream(behaviour: PeerBehaviour): Promise<{
   const requests: http.IncomingHttpHeaders[] = [];
   const server = new DualProtocolServer(
     (req, res) => {
+      if (withHealth && req.url?.startsWith("/grpc.health.v1.Health/") && "stream" in res) {
+        answerServing(req.url.endsWith("/Watch"), res);
+        return;
+      }
       const call = peerCall(req, res);
       requests.push(call.headers);
       behaviour(call);
@@ -112,4 +121,15 @@ function peerCall(
     ended,
     connectionClosed,
   };
+}
+
+/** grpc.health.v1 SERVING, over gRPC: Check answers once; Watch says it and stays open. */
+function answerServing(watch: boolean, res: http2.Http2ServerResponse): void {
+  res.stream.on("error", () => {});
+  res.writeHead(200, { "content-type": "application/grpc" });
+  // HealthCheckResponse{status: SERVING (1)}, in a gRPC envelope.
+  res.write(Buffer.from([0, 0, 0, 0, 2, 8, 1]));
+  if (watch) return;
+  res.addTrailers({ "grpc-status": "0" });
+  res.end();
 }

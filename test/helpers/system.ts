@@ -6,6 +6,7 @@ import { openStorage, type Storage } from "../../src/adapters/storage/open-stora
 import { type ApiConfig, apiConfigFromEnv } from "../../src/config/api-config.js";
 import { type GatewayConfig, gatewayConfigFromEnv } from "../../src/config/gateway-config.js";
 import { mintToken } from "../../src/gateway/auth.js";
+import type { Resolve } from "../../src/gateway/upstream/endpoint-set.js";
 import { startApiServer } from "../../src/servers/api-server.js";
 import { startGateway } from "../../src/servers/gateway-server.js";
 import type { RunningServer } from "../../src/servers/running-server.js";
@@ -14,11 +15,20 @@ import { freshPostgresSchema } from "./postgres.js";
 
 export type Database = "pglite" | "postgres";
 
+/** Gateway settings a test changes; the upstream's are merged into the defaults one level deep. */
+export type GatewayOverrides = Omit<Partial<GatewayConfig>, "upstream"> & {
+  readonly upstream?: {
+    readonly [K in keyof GatewayConfig["upstream"]]?: GatewayConfig["upstream"][K] extends object
+      ? Partial<GatewayConfig["upstream"][K]>
+      : GatewayConfig["upstream"][K];
+  };
+};
+
 export interface SystemOptions {
   readonly database?: Database;
   /** Wraps the real storage, e.g. to make one call fail the way a broken database would. */
   readonly wrapStorage?: (storage: Storage) => Storage;
-  readonly gateway?: Partial<GatewayConfig>;
+  readonly gateway?: GatewayOverrides;
   readonly api?: Partial<ApiConfig>;
 }
 
@@ -47,7 +57,7 @@ export async function startApi(
     DATA_DIR: dataDir,
     ...(pgSchema ? { DATABASE_URL: pgSchema.url } : {}),
   });
-  const config: ApiConfig = { ...base, port: 0, shutdownGraceMs: 1000, ...options.api };
+  const config: ApiConfig = { ...base, port: 0, shutdownGraceMs: 1000, shutdownDrainMs: 0, ...options.api };
   const storage = await openStorage(config.storage);
   const api = await startApiServer(config, {
     log: logs.logger,
@@ -63,24 +73,34 @@ export async function startApi(
   };
 }
 
-/** A gateway in front of whatever listens at `apiUrl`: our API server or a misbehaving peer. */
+/** A gateway in front of whatever listens at `apiUrl` (a comma-separated list): our API servers or a misbehaving peer. */
 export async function startGatewayFor(
   apiUrl: string,
-  overrides: Partial<GatewayConfig> = {},
+  overrides: GatewayOverrides = {},
   logs = new LogCapture("gateway"),
+  resolve?: Resolve,
 ): Promise<{
   gateway: RunningServer;
   config: GatewayConfig;
   logs: LogCapture;
   token(actorId: string): Promise<string>;
 }> {
+  const defaults = gatewayConfigFromEnv({ NODE_ENV: "test", API_URL: apiUrl });
+  const { upstream = {}, ...rest } = overrides;
   const config: GatewayConfig = {
-    ...gatewayConfigFromEnv({ NODE_ENV: "test", API_URL: apiUrl }),
+    ...defaults,
     port: 0,
     shutdownGraceMs: 1000,
-    ...overrides,
+    shutdownDrainMs: 0,
+    ...rest,
+    upstream: {
+      ...defaults.upstream,
+      ...upstream,
+      pool: { ...defaults.upstream.pool, ...upstream.pool },
+      outliers: { ...defaults.upstream.outliers, ...upstream.outliers },
+    } as GatewayConfig["upstream"],
   };
-  const gateway = await startGateway(config, { log: logs.logger });
+  const gateway = await startGateway(config, { log: logs.logger, ...(resolve === undefined ? {} : { resolve }) });
   return { gateway, config, logs, token: (actorId) => mintToken(config.jwtSecret, actorId) };
 }
 

@@ -20,6 +20,8 @@ export interface Storage {
   readonly heatmap: HeatmapReader;
   /** "pglite" or "postgres": which database serves, for the start-up log. */
   readonly kind: "pglite" | "postgres";
+  /** Resolves when the database answers a trivial query; rejects with the driver's error. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -41,5 +43,13 @@ export async function openStorage(config: StorageConfig): Promise<Storage> {
     throw err;
   }
   const store = createSqlPostStore(db);
-  return { posts: store, heatmap: store, kind, close: () => db.close() };
+  return {
+    posts: store,
+    heatmap: store,
+    kind,
+    ping: async () => {
+      await db.query("SELECT 1");
+    },
+    close: () => db.close(),
+  };
 }

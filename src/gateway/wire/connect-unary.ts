@@ -11,7 +11,7 @@ import {
 import { codeTable } from "../../shared/code-table.js";
 import { stackless } from "../../shared/errors/public-error.js";
 import { headerValue } from "../../shared/http/header-value.js";
-import { fromHttpStatus, upstreamProtocolError } from "../upstream-errors.js";
+import { fromHttpStatus, upstreamProtocolError } from "../upstream/upstream-errors.js";
 import { decompressed } from "./decompress.js";
 import type { WireProtocol } from "./wire-protocol.js";
 
@@ -21,6 +21,7 @@ const NOT_AN_ERROR = new ConnectError("not a Connect error body", Code.Unknown);
 /** The Connect protocol's unary calls: the message is the body, an error is JSON with an HTTP status. */
 export const connectUnary = {
   accepts: (contentType: string) => contentTypeUnaryRegExp.test(contentType),
+  encodingHeader: "content-encoding",
   envelopeBytes: 0,
   upstreamHttp: "1.1",
   timeoutHeader: "connect-timeout-ms",

@@ -4,7 +4,7 @@ import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import { stackless } from "../../shared/errors/public-error.js";
 import { headerValue } from "../../shared/http/header-value.js";
 import type { RequestContext } from "../../shared/request-context.js";
-import { upstreamProtocolError } from "../upstream-errors.js";
+import { upstreamProtocolError } from "../upstream/upstream-errors.js";
 
 const STATUS_HEADERS = ["grpc-status", "grpc-message", "grpc-status-details-bin"] as const;
 

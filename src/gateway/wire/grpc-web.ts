@@ -9,7 +9,7 @@ import {
   trailerSerialize,
 } from "@connectrpc/connect/protocol-grpc-web";
 import { headerValue } from "../../shared/http/header-value.js";
-import { upstreamProtocolError } from "../upstream-errors.js";
+import { upstreamProtocolError } from "../upstream/upstream-errors.js";
 import { decompressed } from "./decompress.js";
 import { checkEnvelopedAnswer, grpc, splitEnvelopes } from "./grpc.js";
 import { grpcStatusOf } from "./grpc-status.js";
@@ -19,6 +19,7 @@ import type { WireProtocol } from "./wire-protocol.js";
 export const grpcWeb = {
   accepts: (contentType: string) => parseContentType(contentType)?.text === false,
   // Framing and deadline are gRPC's own.
+  encodingHeader: grpc.encodingHeader,
   envelopeBytes: grpc.envelopeBytes,
   upstreamHttp: "1.1",
   timeoutHeader: grpc.timeoutHeader,

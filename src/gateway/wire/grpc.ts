@@ -7,14 +7,15 @@ import {
 } from "@connectrpc/connect/protocol-grpc";
 import { headerValue } from "../../shared/http/header-value.js";
 import type { RequestContext } from "../../shared/request-context.js";
-import type { UpstreamAnswer } from "../upstream.js";
-import { fromHttpStatus, upstreamProtocolError } from "../upstream-errors.js";
+import type { UpstreamAnswer } from "../upstream/answer.js";
+import { fromHttpStatus, upstreamProtocolError } from "../upstream/upstream-errors.js";
 import { grpcStatusOf } from "./grpc-status.js";
 import type { WireProtocol } from "./wire-protocol.js";
 
 /** gRPC over HTTP/2: an enveloped message, the status in trailers (or alone, "Trailers-Only"). */
 export const grpc = {
   accepts: (contentType: string) => parseContentType(contentType) !== undefined,
+  encodingHeader: "grpc-encoding",
   envelopeBytes: 5,
   upstreamHttp: "2",
   timeoutHeader: "grpc-timeout",

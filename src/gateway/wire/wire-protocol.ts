@@ -1,7 +1,8 @@
 import type { OutgoingHttpHeaders } from "node:http";
 import type { ConnectError } from "@connectrpc/connect";
 import type { RequestContext } from "../../shared/request-context.js";
-import type { UpstreamAnswer, UpstreamHttpVersion } from "../upstream.js";
+import type { UpstreamAnswer } from "../upstream/answer.js";
+import type { UpstreamHttpVersion } from "../upstream/endpoint-pool.js";
 import { connectUnary } from "./connect-unary.js";
 import { grpc } from "./grpc.js";
 import { grpcWeb } from "./grpc-web.js";
@@ -22,6 +23,8 @@ export interface OwnResponse {
 export interface WireProtocol {
   /** Bytes a request body has beyond its message (gRPC's 5-byte envelope prefix). */
   readonly envelopeBytes: number;
+  /** The request header naming the message's compression (content-encoding, grpc-encoding). */
+  readonly encodingHeader: string;
   /** The request header with the caller's deadline. */
   readonly timeoutHeader: string;
   /** The caller's deadline in ms; undefined when none; an Error when malformed. */

@@ -312,6 +312,18 @@ export const errorCatalog = defineCatalog({
     retryDelayMs: "per call",
     log: { gateway: "REQ_012" },
     notProcessed: true,
+    // The one breaker gave way to outlier detection per endpoint: NO_HEALTHY_UPSTREAM.
+    retired: true,
+  },
+  NO_HEALTHY_UPSTREAM: {
+    code: Code.Unavailable,
+    message: {
+      en: "none of the {endpoints} API servers can take the request now, so it was not processed; retry after the delay in RetryInfo",
+      ja: "{endpoints} 台の API サーバーのどれも今はリクエストを受けられないため、処理していません。RetryInfo の時間が過ぎてから再試行してください",
+    },
+    retryDelayMs: "per call",
+    log: { gateway: "REQ_012" },
+    notProcessed: true,
   },
 
   // ── The call itself ──

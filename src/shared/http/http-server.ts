@@ -37,6 +37,12 @@ export interface HttpServer {
   /** Connections open now. */
   connectionCount(): number;
   /**
+   * Asks clients to go elsewhere while still serving them: HTTP/2 sessions get
+   * GOAWAY (their calls in flight finish; new ones come on a new connection),
+   * HTTP/1.1 answers say Connection: close.
+   */
+  drain(): void;
+  /**
    * Stops accepting, lets calls in flight finish (HTTP/2 sessions get GOAWAY,
    * HTTP/1.1 connections close once idle), and after `graceMs` closes whatever
    * is left.
@@ -128,6 +134,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     port,
     url: `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`,
     connectionCount: () => sockets.size,
+    drain() {
+      closing = true;
+      for (const session of sessions) session.close();
+    },
     async close(graceMs) {
       closing = true;
       const stopped = new Promise<void>((resolve) => server.tcp.close(() => resolve()));

@@ -13,18 +13,21 @@ export interface PlainRoutes {
 
 /**
  * Plain-HTTP routes next to the RPCs:
- * - GET /healthz: 200 while the process serves, 503 before start-up finishes
- *   and once shutdown begins;
+ * - GET /healthz: liveness, 200 while the process answers at all (restart it
+ *   when this fails);
+ * - GET /readyz: readiness, 200 while it should get new work, 503 before
+ *   start-up finishes, once draining begins, and while what it depends on is
+ *   down (send work elsewhere);
  * - GET /metrics: Prometheus text.
  * Anything else is 404.
  */
 export function servePlainRoutes(req: NodeServerRequest, res: NodeServerResponse, routes: PlainRoutes): void {
   const path = (req.url ?? "/").split("?")[0];
   const isGet = req.method === "GET" || req.method === "HEAD";
-  if (path === "/healthz" && isGet) {
-    const ready = routes.readiness.ready;
-    res.writeHead(ready ? 200 : 503, { "content-type": "application/json", "cache-control": "no-store" });
-    res.end(req.method === "HEAD" ? "" : JSON.stringify({ status: ready ? "SERVING" : "NOT_SERVING" }));
+  if ((path === "/healthz" || path === "/readyz") && isGet) {
+    const ok = path === "/healthz" || routes.readiness.ready;
+    res.writeHead(ok ? 200 : 503, { "content-type": "application/json", "cache-control": "no-store" });
+    res.end(req.method === "HEAD" ? "" : JSON.stringify({ status: ok ? "SERVING" : "NOT_SERVING" }));
     return;
   }
   if (path === "/metrics" && isGet) {

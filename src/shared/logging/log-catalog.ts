@@ -81,10 +81,20 @@ export const logmsg = {
     "gateway",
   ),
   RateLimitStoreUp: new LogMessage("GW_002", "info", "Rate-limit store available again", "gateway"),
-  CircuitOpened: new LogMessage("GW_003", "warn", "Circuit breaker opened", "gateway"),
-  CircuitHalfOpen: new LogMessage("GW_004", "info", "Circuit breaker half-open", "gateway"),
-  CircuitClosed: new LogMessage("GW_005", "info", "Circuit breaker closed", "gateway"),
+  // The one circuit breaker gave way to outlier detection per endpoint (GW_007, GW_008).
+  CircuitOpened: new LogMessage("GW_003", "warn", "Circuit breaker opened", "gateway", true),
+  CircuitHalfOpen: new LogMessage("GW_004", "info", "Circuit breaker half-open", "gateway", true),
+  CircuitClosed: new LogMessage("GW_005", "info", "Circuit breaker closed", "gateway", true),
   RelayFailed: new LogMessage("GW_006", "error", "Gateway relay failed unexpectedly", "gateway"),
+  EndpointEjected: new LogMessage("GW_007", "warn", "Upstream endpoint ejected", "gateway"),
+  EndpointReturned: new LogMessage("GW_008", "info", "Upstream endpoint returned", "gateway"),
+  EndpointAdded: new LogMessage("GW_009", "info", "Upstream endpoint added", "gateway"),
+  EndpointRemoved: new LogMessage("GW_010", "info", "Upstream endpoint removed; draining it", "gateway"),
+  EndpointHealthChanged: new LogMessage("GW_011", "info", "Upstream endpoint health changed", "gateway"),
+  EndpointResolveFailed: new LogMessage("GW_012", "warn", "Upstream host name could not be resolved", "gateway"),
+  ServerDraining: new LogMessage("SYS_004", "info", "Server draining: not ready, still serving", "process"),
+  StorageDown: new LogMessage("API_001", "error", "Storage unreachable; not serving", "adapter"),
+  StorageUp: new LogMessage("API_002", "info", "Storage reachable again; serving", "adapter"),
 } as const;
 
 export type LogId = (typeof logmsg)[keyof typeof logmsg]["id"];

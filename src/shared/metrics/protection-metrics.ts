@@ -1,13 +1,9 @@
-import { Counter, Gauge, type Registry } from "prom-client";
+import { Counter, type Registry } from "prom-client";
 
-/** Numeric values of bazbii_circuit_breaker_state. */
-export const BREAKER_STATE = { closed: 0, open: 1, half_open: 2 } as const;
-
-/** The gateway's protections: rate-limit rejections, load shedding and the circuit breaker. */
+/** The gateway's protections: rate-limit rejections and load shedding. */
 export class ProtectionMetrics {
   private readonly rejections: Counter<string>;
   private readonly shed: Counter<string>;
-  private readonly breaker: Gauge<string>;
 
   constructor(registry: Registry) {
     this.rejections = new Counter({
@@ -22,12 +18,6 @@ export class ProtectionMetrics {
       labelNames: ["rpc_service", "rpc_method"],
       registers: [registry],
     });
-    this.breaker = new Gauge({
-      name: "bazbii_circuit_breaker_state",
-      help: "Circuit breaker per upstream: 0 closed, 1 open, 2 half-open.",
-      labelNames: ["upstream"],
-      registers: [registry],
-    });
   }
 
   rateLimited(service: string, method: string, limit: string): void {
@@ -36,9 +26,5 @@ export class ProtectionMetrics {
 
   loadShed(service: string, method: string): void {
     this.shed.inc({ rpc_service: service, rpc_method: method });
-  }
-
-  breakerState(upstream: string, state: keyof typeof BREAKER_STATE): void {
-    this.breaker.set({ upstream }, BREAKER_STATE[state]);
   }
 }

@@ -12,6 +12,12 @@ export interface CallOutcome {
   readonly errorType: string;
 }
 
+/** Where an upstream call went: OpenTelemetry's server.address and server.port. */
+export interface ServerLabels {
+  readonly host: string;
+  readonly port: number;
+}
+
 export interface MethodLabels {
   /** Fully qualified service, e.g. bazbii.post.v1.UserPostService. */
   readonly service: string;
@@ -44,8 +50,8 @@ export class RpcMetrics {
     });
     this.clientDuration = new Histogram({
       name: "rpc_client_call_duration_seconds",
-      help: "Duration of upstream calls the gateway made, by method and outcome; _count counts calls.",
-      labelNames,
+      help: "Duration of the gateway's upstream call attempts, by method, outcome and API server endpoint; _count counts attempts.",
+      labelNames: [...labelNames, "server_address", "server_port"],
       buckets: DURATION_BUCKETS,
       registers: [this.registry],
     });
@@ -71,8 +77,11 @@ export class RpcMetrics {
     this.serverDuration.observe(this.labels(m, outcome), seconds);
   }
 
-  clientCall(m: MethodLabels, outcome: CallOutcome, seconds: number): void {
-    this.clientDuration.observe(this.labels(m, outcome), seconds);
+  clientCall(m: MethodLabels, outcome: CallOutcome, seconds: number, server: ServerLabels): void {
+    const labels = this.labels(m, outcome);
+    labels.server_address = server.host;
+    labels.server_port = String(server.port);
+    this.clientDuration.observe(labels, seconds);
   }
 
   retryObserved(m: MethodLabels): void {

@@ -1,9 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { errorCatalog as c } from "../shared/errors/catalog.js";
-import type { ErrorSpec } from "../shared/errors/error-spec.js";
-import { publicError, withoutStack } from "../shared/errors/public-error.js";
-import type { RequestContext } from "../shared/request-context.js";
-import { parseRetryAfter } from "../shared/retry-after.js";
+import { errorCatalog as c } from "../../shared/errors/catalog.js";
+import type { ErrorSpec } from "../../shared/errors/error-spec.js";
+import { publicError, reasonOf, withoutStack } from "../../shared/errors/public-error.js";
+import type { RequestContext } from "../../shared/request-context.js";
+import { parseRetryAfter } from "../../shared/retry-after.js";
+import { REFUSED_STREAM_CODE } from "./answer.js";
 
 /**
  * Error metadata an upstream error may carry through the gateway. Everything
@@ -12,8 +13,21 @@ import { parseRetryAfter } from "../shared/retry-after.js";
  */
 const RELAYED_ERROR_HEADERS = ["retry-after", "grpc-retry-pushback-ms"] as const;
 
-/** Failures before anything was sent: the request certainly was not processed. */
-const NOT_SENT = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"]);
+/**
+ * Failures before the request reached the application: nothing listening, no
+ * route, or an HTTP/2 stream the server refused (REFUSED_STREAM, or past its
+ * GOAWAY). The request certainly was not processed.
+ */
+const NOT_SENT = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EADDRNOTAVAIL",
+  REFUSED_STREAM_CODE,
+  "ERR_HTTP2_GOAWAY_SESSION",
+]);
 
 /** connect-es's message for a response that had an HTTP error status and no RPC status. */
 const HTTP_STATUS_ONLY = /^HTTP (\d{3})$/;
@@ -34,6 +48,7 @@ export interface UpstreamCallInfo {
 export function fromUpstreamFailure(thrown: unknown, rc: RequestContext, call: UpstreamCallInfo): ConnectError {
   const err = ConnectError.from(thrown);
   if (err.isWireError) return relayed(err);
+  if (reasonOf(err) !== undefined) return err; // canonical already (an answer that is no RPC response)
 
   if (call.callerEnded !== undefined) {
     const spec = ConnectError.from(call.callerEnded).code === Code.DeadlineExceeded ? c.DEADLINE_EXCEEDED : c.CANCELED;
@@ -43,7 +58,9 @@ export function fromUpstreamFailure(thrown: unknown, rc: RequestContext, call: U
     return publicError(c.UPSTREAM_DEADLINE_EXCEEDED, rc, { params: { timeoutMs: String(call.timeoutMs) }, cause: err });
   }
   const nodeCodes = nodeErrorCodes(err);
-  if (nodeCodes.some((code) => NOT_SENT.has(code))) return publicError(c.UPSTREAM_UNREACHABLE, rc, { cause: err });
+  if (nodeCodes.some((code) => NOT_SENT.has(code)) || /REFUSED_STREAM/.test(err.rawMessage)) {
+    return publicError(c.UPSTREAM_UNREACHABLE, rc, { cause: err });
+  }
 
   const httpStatus = HTTP_STATUS_ONLY.exec(err.rawMessage)?.[1];
   if (httpStatus !== undefined) return fromHttpStatus(Number(httpStatus), err.metadata.get("retry-after"), rc, err);
@@ -107,7 +124,8 @@ export function fromHttpStatus(
   });
 }
 
-function relayed(err: ConnectError): ConnectError {
+/** An error the API server sent, to pass on: code, message and details as they came, allowed metadata only. */
+export function relayed(err: ConnectError): ConnectError {
   const headers = new Headers();
   for (const name of RELAYED_ERROR_HEADERS) {
     const value = err.metadata.get(name);
@@ -118,6 +136,17 @@ function relayed(err: ConnectError): ConnectError {
   const out = withoutStack(err.code, () => new ConnectError(err.rawMessage, err.code, headers));
   out.details = err.details;
   return out;
+}
+
+/** How an attempt that did not get an answer failed, for the decision to try another endpoint. */
+export type AttemptFailure = "not_sent" | "lost" | "final";
+
+/** Of a canonical error from fromUpstreamFailure: never reached the application, lost on the way, or neither. */
+export function attemptFailureOf(err: unknown): AttemptFailure {
+  const reason = reasonOf(err);
+  if (reason === c.UPSTREAM_UNREACHABLE.reason) return "not_sent";
+  if (reason === c.UPSTREAM_CONNECTION_LOST.reason) return "lost";
+  return "final";
 }
 
 function nodeErrorCodes(err: ConnectError): string[] {
