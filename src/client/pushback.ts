@@ -41,11 +41,20 @@ export function markedNotProcessed(err: ConnectError): boolean {
   return err.findDetails(ErrorInfoSchema).some((info) => info.metadata.processed === "false");
 }
 
-/** The client could not even send the request (connection refused, no such host). */
+/**
+ * The request never reached the server's application: the connection was
+ * refused, the host unknown, or its HTTP/2 stream refused (REFUSED_STREAM, RFC
+ * 9113 §8.7: not processed). Node's HTTP/2 client refuses a stream itself when
+ * a server's GOAWAY (a server draining) arrives while the stream is queued,
+ * and connect-es reports that as `internal`: gRPC clients retry it
+ * transparently, and so does this one.
+ */
 export function refusedBeforeSending(err: ConnectError): boolean {
+  if (err.rawMessage.includes("NGHTTP2_REFUSED_STREAM")) return true;
   for (let e: unknown = err.cause, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
     const code = (e as { code?: unknown }).code;
     if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EAI_AGAIN") return true;
+    if (e.message.includes("NGHTTP2_REFUSED_STREAM")) return true;
   }
   return false;
 }

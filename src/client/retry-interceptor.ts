@@ -164,9 +164,14 @@ export function createRetryInterceptor(options: RetryOptions = {}): Interceptor 
       if (req.signal.aborted) throw endedByCaller(attempt);
 
       const pushback = pushbackOf(error);
+      const refused = refusedBeforeSending(error);
+      // Whatever code the transport gave a refusal, it says "not processed, try again".
+      if (refused && error.code !== Code.Unavailable) {
+        error = new ConnectError(error.rawMessage, Code.Unavailable, error.metadata, undefined, error);
+      }
       const facts = {
         serverGaveDelay: pushback?.kind === "after",
-        notProcessed: markedNotProcessed(error) || refusedBeforeSending(error),
+        notProcessed: markedNotProcessed(error) || refused,
       };
       const retryableClass = codeTable[error.code].retryClass !== "never";
       if (retryableClass) throttle.recordFailure();

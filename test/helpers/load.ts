@@ -1,11 +1,15 @@
-import { type Client, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { type Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
 import { latLngToCell } from "h3-js";
 import { UserPostService } from "../../src/gen/bazbii/post/v1/user_post_service_pb.js";
 import { codeTable } from "../../src/shared/code-table.js";
 
 /** A failed call as its caller saw it. */
 export interface FailedCall {
+  /** When it failed (Date.now()). */
+  readonly at: number;
   readonly method: string;
   readonly code: string;
   readonly message: string;
@@ -18,10 +22,73 @@ export interface LoadResult {
   readonly created: ReadonlyMap<string, string>;
 }
 
+type GrpcPosts = grpc.Client & Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>;
+
+const postsDefinition = protoLoader.loadSync("bazbii/post/v1/user_post_service.proto", {
+  includeDirs: ["proto"],
+  defaults: true,
+});
+const GrpcUserPostService = (
+  grpc.loadPackageDefinition(postsDefinition) as unknown as {
+    bazbii: { post: { v1: { UserPostService: grpc.ServiceClientConstructor } } };
+  }
+).bazbii.post.v1.UserPostService;
+
+/** The three calls a caller makes, over one of two real clients. */
+interface PostsCaller {
+  create(req: { h3Index: string; text: string; requestId: string }): Promise<{ id: string }>;
+  get(req: { id: string }): Promise<unknown>;
+  delete(req: { id: string }): Promise<unknown>;
+  close(): void;
+}
+
+/** connect-es over HTTP/1.1 (Connect binary), without retries: what it sees failing, the gateway lost. */
+function connectCaller(baseUrl: string, token: string): PostsCaller {
+  const client = createClient(
+    UserPostService,
+    createConnectTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat: true }),
+  );
+  const options = { headers: { authorization: `Bearer ${token}` }, timeoutMs: 5_000 };
+  return {
+    create: (req) => client.create(req, options),
+    get: (req) => client.get(req, options),
+    delete: (req) => client.delete(req, options),
+    close() {},
+  };
+}
+
+/**
+ * grpc-js over one h2c connection, without a service config: it retries
+ * nothing but what gRPC retries transparently (a stream refused before it was
+ * processed, as a server's GOAWAY can cause), so what it sees failing, the
+ * gateway lost. Errors become ConnectErrors with gRPC's code.
+ */
+function grpcCaller(baseUrl: string, token: string): PostsCaller {
+  const client = new GrpcUserPostService(
+    new URL(baseUrl).host,
+    grpc.credentials.createInsecure(),
+  ) as unknown as GrpcPosts;
+  const call = <T>(method: string, req: unknown): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const metadata = new grpc.Metadata();
+      metadata.set("authorization", `Bearer ${token}`);
+      client[method]?.(req, metadata, { deadline: Date.now() + 5_000 }, (err: grpc.ServiceError | null, res: T) =>
+        err === null ? resolve(res) : reject(new ConnectError(err.details, err.code as number as Code)),
+      );
+    });
+  return {
+    create: (req) => call("Create", req),
+    get: (req) => call("Get", req),
+    delete: (req) => call("Delete", req),
+    close: () => client.close(),
+  };
+}
+
 /**
  * Callers that each repeat Create (with a request_id), Get and Delete of their
- * own post until stopped, half over Connect (HTTP/1.1) and half over gRPC, with
- * no retries of their own: what they see failing, the gateway lost.
+ * own post until stopped, half with connect-es over HTTP/1.1 and half with
+ * grpc-js over h2c, with no retries of their own: what they see failing, the
+ * gateway lost.
  */
 export function startLoad(
   baseUrl: string,
@@ -31,35 +98,35 @@ export function startLoad(
   let calls = 0;
   const failures: FailedCall[] = [];
   const created = new Map<string, string>();
-  const clients: Client<typeof UserPostService>[] = tokens.map((_, i) =>
-    createClient(
-      UserPostService,
-      i % 2 === 0
-        ? createConnectTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat: true })
-        : createGrpcTransport({ baseUrl }),
-    ),
-  );
   const callers = tokens.map(async (token, i) => {
-    const client = clients[i] as Client<typeof UserPostService>;
-    const options = { headers: { authorization: `Bearer ${token}` }, timeoutMs: 5_000 };
+    const client = i % 2 === 0 ? connectCaller(baseUrl, token) : grpcCaller(baseUrl, token);
     const call = async <T>(method: string, work: () => Promise<T>): Promise<T | undefined> => {
       calls++;
       try {
         return await work();
       } catch (err) {
         const e = ConnectError.from(err);
-        failures.push({ method, code: codeTable[e.code]?.name ?? String(e.code), message: e.rawMessage });
+        failures.push({
+          at: Date.now(),
+          method,
+          code: codeTable[e.code]?.name ?? String(e.code),
+          message: e.rawMessage,
+        });
         return undefined;
       }
     };
-    while (running) {
-      const requestId = crypto.randomUUID();
-      const h3Index = latLngToCell(-60 + Math.random() * 120, -170 + Math.random() * 340, 9);
-      const post = await call("Create", () => client.create({ h3Index, text: "load", requestId }, options));
-      if (post === undefined) continue;
-      created.set(requestId, post.id);
-      await call("Get", () => client.get({ id: post.id }, options));
-      await call("Delete", () => client.delete({ id: post.id }, options));
+    try {
+      while (running) {
+        const requestId = crypto.randomUUID();
+        const h3Index = latLngToCell(-60 + Math.random() * 120, -170 + Math.random() * 340, 9);
+        const post = await call("Create", () => client.create({ h3Index, text: "load", requestId }));
+        if (post === undefined) continue;
+        created.set(requestId, post.id);
+        await call("Get", () => client.get({ id: post.id }));
+        await call("Delete", () => client.delete({ id: post.id }));
+      }
+    } finally {
+      client.close();
     }
   });
   return {

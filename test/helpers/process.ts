@@ -12,6 +12,24 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Whether a port is free now. */
+async function isFree(port: number): Promise<boolean> {
+  const server = createServer();
+  return new Promise((resolve) => {
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port p for which p + each offset is free too (for commands that take a base port). */
+export async function freePortWith(offsets: readonly number[]): Promise<number> {
+  for (;;) {
+    const base = await freePort();
+    if (base + Math.max(...offsets) > 65_000) continue;
+    if ((await Promise.all(offsets.map((o) => isFree(base + o)))).every(Boolean)) return base;
+  }
+}
+
 export interface RunningProcess {
   readonly child: ChildProcess;
   /** Every JSON line written to stdout so far. */

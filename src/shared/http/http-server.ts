@@ -1,5 +1,5 @@
 import type * as http from "node:http";
-import type * as http2 from "node:http2";
+import * as http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { REQUEST_ID_HEADER } from "../request-context.js";
@@ -74,10 +74,58 @@ function answerClientError(err: Error & { code?: string }, socket: Duplex): void
   );
 }
 
+/** Sessions asked to leave (askToLeave): their real close, and when the client has seen the request. */
+const leaving = new WeakMap<http2.ServerHttp2Session, { close: () => void; seen: Promise<void> }>();
+
+/** Longest wait for a client to acknowledge a GOAWAY (its PING's answer) before the session closes anyway. */
+const GOAWAY_ACK_TIMEOUT_MS = 1_000;
+/**
+ * And after the answer: nghttp2 sends a PING's answer ahead of the HEADERS it
+ * had already queued, so a stream the client opened just before it saw the
+ * GOAWAY can arrive after the answer.
+ */
+const GOAWAY_SETTLE_MS = 100;
+
+/**
+ * The graceful GOAWAY (RFC 9113 §6.8): the highest stream id, so that the
+ * client opens no new stream here while the streams already on their way are
+ * still taken, then a PING: once its answer is back (and a moment more),
+ * every frame the client sent before it saw the GOAWAY has arrived, and the
+ * session can close with nothing refused. Node's client closes its session when it gets a GOAWAY, and
+ * Node's server closes its own when it gets the client's, with a GOAWAY that
+ * names the last stream it has seen, refusing (REFUSED_STREAM) the streams
+ * still on the wire, which connect-es clients report as failures: so the
+ * session stays open until close() closes it.
+ */
+function askToLeave(session: http2.ServerHttp2Session): Promise<void> {
+  const known = leaving.get(session);
+  if (known !== undefined) return known.seen;
+  if (session.destroyed || session.closed) return Promise.resolve();
+  const close = session.close.bind(session) as () => void;
+  session.close = () => {};
+  session.goaway(http2.constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
+  const seen = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, GOAWAY_ACK_TIMEOUT_MS);
+    timer.unref();
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    session.once("close", done);
+    const settled = (): void => void setTimeout(done, GOAWAY_SETTLE_MS).unref();
+    if (!session.ping(settled)) settled();
+  });
+  leaving.set(session, { close, seen });
+  return seen;
+}
+
 /** Listens with HTTP/1.1 and h2c on one port, with the limits applied. */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const { limits } = options;
+  // Draining or stopping: every HTTP/1.1 answer closes its connection.
   let closing = false;
+  // Stopping: no more connections; idle ones go as soon as they are idle.
+  let stopping = false;
   const listener: RequestListener = (req, res) => {
     // While shutting down, an HTTP/1.1 connection serves its current request and closes.
     if (closing && req.httpVersionMajor === 1) (res as http.ServerResponse).shouldKeepAlive = false;
@@ -118,7 +166,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   });
   server.h1.on("clientError", answerClientError);
   server.h1.on("request", (_req, res: http.ServerResponse) => {
-    if (closing) res.once("finish", () => server.h1.closeIdleConnections());
+    // Only once stopping: while draining, another client's connection that is
+    // idle for a moment between two calls must not be cut under its next request.
+    if (stopping) res.once("finish", () => server.h1.closeIdleConnections());
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -136,12 +186,19 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     connectionCount: () => sockets.size,
     drain() {
       closing = true;
-      for (const session of sessions) session.close();
+      for (const session of sessions) void askToLeave(session);
     },
     async close(graceMs) {
       closing = true;
+      stopping = true;
       const stopped = new Promise<void>((resolve) => server.tcp.close(() => resolve()));
-      for (const session of sessions) session.close();
+      // Sessions that came while draining are asked to leave too, and each
+      // closes once its client has seen that.
+      for (const session of sessions) {
+        void askToLeave(session).then(() => {
+          if (!session.destroyed) (leaving.get(session)?.close ?? session.close).call(session);
+        });
+      }
       // Closes idle keep-alive connections and stops the timeout checks; the
       // callback's "not running" error only says h1 never listened itself.
       server.h1.close(() => {});
