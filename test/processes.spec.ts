@@ -158,7 +158,7 @@ describe("token", () => {
 });
 
 describe("SIGTERM during a slow call", () => {
-  it("lets the call finish, refuses new work, then exits 0", async () => {
+  it("stops being ready at once while still alive and serving, lets the call finish, then exits 0", async () => {
     const [apiPort, gatewayPort] = [await freePort(), await freePort()];
     const api = runEntryPoint("start-api", {
       API_PORT: String(apiPort),
@@ -185,8 +185,13 @@ describe("SIGTERM during a slow call", () => {
     // The call is in the API server (its delay has begun) when the gateway is told to stop.
     await new Promise((resolve) => setTimeout(resolve, 300));
     gateway.child.kill("SIGTERM");
-    await gateway.waitForLine((l) => l.log_id === "SYS_002");
-    expect((await fetch(`${url}/healthz`).catch(() => undefined))?.status ?? "refused").not.toBe(200);
+    await gateway.waitForLine((l) => l.log_id === "SYS_004");
+    // Draining: not ready (load balancers move away), alive, and still serving whoever comes.
+    expect((await fetch(`${url}/readyz`)).status).toBe(503);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect(await callWire("connect-json", url, HeatmapService.method.getHeatmap, { h3Res: 2 })).toMatchObject({
+      ok: true,
+    });
     expect(await slow).toMatchObject({ ok: true });
     expect(await gateway.exited()).toBe(0);
     api.child.kill("SIGTERM");
