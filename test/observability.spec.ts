@@ -189,7 +189,7 @@ describe("alert rules", () => {
 
   it("use only metrics our servers really emit", async () => {
     const rules = await readFile("deploy/prometheus/alerts.yml", "utf8");
-    const used = new Set([...rules.matchAll(/\b((?:rpc|bazbii)_[a-z_]+)\{/g)].map((m) => m[1] as string));
+    const used = new Set([...rules.matchAll(/\b((?:rpc|bazbii)_[a-z_]+)\b/g)].map((m) => m[1] as string));
     expect(used.size).toBeGreaterThan(0);
     const scraped = `${await scrape(system.gateway.url)}\n${await scrape(system.api.url)}`;
     for (const name of used) expect(scraped, name).toMatch(new RegExp(`^${name}\\{`, "m"));
