@@ -192,6 +192,7 @@ describe("alert rules", () => {
     const used = new Set([...rules.matchAll(/\b((?:rpc|bazbii)_[a-z_]+)\b/g)].map((m) => m[1] as string));
     expect(used.size).toBeGreaterThan(0);
     const scraped = `${await scrape(system.gateway.url)}\n${await scrape(system.api.url)}`;
-    for (const name of used) expect(scraped, name).toMatch(new RegExp(`^${name}\\{`, "m"));
+    // Every name is a metric (a sample line starts with it) or a label of one.
+    for (const name of used) expect(scraped, name).toMatch(new RegExp(`^${name}\\{|[{,]${name}="`, "m"));
   });
 });
