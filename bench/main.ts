@@ -46,6 +46,10 @@ async function main(): Promise<void> {
     ]);
     // nginx as the reference hop.
     const nginx = await processes.nginx(api);
+    // The same API server as three endpoints (its loopback addresses): what balancing, health
+    // and pools for three cost the gateway per call. And the cluster's hop: HAProxy, then a gateway.
+    const gateway3 = await processes.gateway("gateway, 3 endpoints", "info", api, 3);
+    const haproxy = await processes.haproxy([gateway]);
 
     // One existing post to read, stored through each API server (with PGlite each has its own database).
     const createPost = async (apiUrl: string): Promise<string> => {
@@ -84,6 +88,16 @@ async function main(): Promise<void> {
         name: "connect-json Get, nginx",
         crosses: [api],
         drive: connectJson(`${nginx.connectUrl}${path}`, { id }),
+      },
+      gateway3Json: {
+        name: "connect-json Get, gateway with 3 endpoints",
+        crosses: [api, gateway3],
+        drive: connectJson(`${gateway3.url}${path}`, { id }),
+      },
+      clusterJson: {
+        name: "connect-json Get, haproxy + gateway",
+        crosses: [api, gateway, haproxy],
+        drive: connectJson(`${haproxy.url}${path}`, { id }),
       },
       directGrpc: { name: "grpc Get, direct", crosses: [api], drive: grpc(`${api.url}${path}`, grpcBody), note: hMs },
       gatewayGrpc: {
@@ -160,6 +174,12 @@ async function main(): Promise<void> {
       gatewayOverNginxConnectJson: measured.rpsRatio(load.gatewayJson, load.nginxJson),
       gatewayOverNginxGrpc: measured.rpsRatio(load.gatewayGrpc, load.nginxGrpc),
       nginxOverDirectConnectJson: measured.rpsRatio(load.nginxJson, load.directJson),
+      clusterOverDirectConnectJson: measured.rpsRatio(load.clusterJson, load.directJson),
+      gatewayCpuPerCallThreeEndpointsOverOne: measured.perRound(
+        load.gateway3Json,
+        load.gatewayJson,
+        (x, y) => (x.cpuUsPerRequest[gateway3.name] ?? 0) / (y.cpuUsPerRequest[gateway.name] ?? 1),
+      ),
       errorOverSuccessNotFound: measured.rpsRatio(load.notFound, load.gatewayJson),
       errorOverSuccessNotFoundLoggingOff: measured.rpsRatio(load.notFoundQuiet, load.gatewayJsonQuiet),
       errorOverSuccessDirect: measured.rpsRatio(load.notFoundDirect, load.directJson),

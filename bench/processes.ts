@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
+import { haproxyConfig } from "../src/cluster/haproxy.js";
 
 // The processes the loads cross: our servers, started from dist/cmd as their
 // npm scripts start them, and nginx as the reference hop; and what /proc says
@@ -76,21 +77,44 @@ export class Processes {
     return this.#node(name, "start-api", (port) => ({
       ...production,
       ...(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }),
+      // Every loopback address reaches it: a gateway can list it as several endpoints.
+      HOST: "0.0.0.0",
       LOG_LEVEL: logLevel,
       API_PORT: String(port),
       DATA_DIR: join(this.#dir, `data-${port}`),
     }));
   }
 
-  /** A gateway in front of `api`, healthy. */
-  gateway(name: string, logLevel: string, api: Server): Promise<Server> {
+  /**
+   * A gateway in front of `api`, healthy; with `endpoints` > 1, `api` is its
+   * endpoint that many times, each at another loopback address (127.0.0.n):
+   * the gateway balances, watches and pools as for that many API servers,
+   * whose work is the one server's.
+   */
+  gateway(name: string, logLevel: string, api: Server, endpoints = 1): Promise<Server> {
+    const urls = Array.from({ length: endpoints }, (_, i) => `http://127.0.0.${i + 1}:${api.port}`);
     return this.#node(name, "start-gateway", (port) => ({
       ...production,
       LOG_LEVEL: logLevel,
       GATEWAY_PORT: String(port),
-      API_URL: api.url,
+      API_URL: urls.join(","),
       UPSTREAM_PROTOCOL: this.#options.upstreamProtocol,
     }));
+  }
+
+  /** HAProxy in front of `gateways`, configured as `npm run cluster` configures it. */
+  async haproxy(gateways: readonly Server[]): Promise<Server> {
+    const port = await freePort();
+    const dir = join(this.#dir, "haproxy");
+    await mkdir(dir, { recursive: true });
+    const file = join(dir, "haproxy.cfg");
+    const servers = gateways.map((g) => ({ name: g.name.replaceAll(/\W+/g, "-"), port: g.port }));
+    await writeFile(file, haproxyConfig({ host: "127.0.0.1", port, gateways: servers }));
+    const child = spawn("haproxy", ["-db", "-f", file], { stdio: ["ignore", "ignore", "inherit"] });
+    this.#children.push(child);
+    const url = `http://127.0.0.1:${port}`;
+    await waitHealthy(url);
+    return { name: "haproxy", port, url, pid: child.pid as number };
   }
 
   /** nginx in front of `api`: proxy_pass for HTTP/1.1 Connect, grpc_pass for gRPC (h2c). */
