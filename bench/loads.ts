@@ -20,13 +20,27 @@ interface Cannon {
 /** A load generator's run: requests/s, latency and how many requests were answered. */
 export type Drive = (seconds: number) => Promise<{ rps: number; p50Ms: number; p99Ms: number; requests: number }>;
 
+/**
+ * Headers a load adds to its calls, made afresh for each round: a direct call
+ * to an API server carries a gateway's assertion (good for a minute, longer
+ * than any round), for its request id.
+ */
+export type RoundHeaders = () => Record<string, string>;
+
+const none: RoundHeaders = () => ({});
+
 /** Connect JSON over HTTP/1.1 with autocannon, closed loop: 50 connections, each sending its next call on an answer. */
-export function connectJson(url: string, body: unknown, extra: Record<string, unknown> = {}): Drive {
+export function connectJson(
+  url: string,
+  body: unknown,
+  extra: Record<string, unknown> = {},
+  roundHeaders: RoundHeaders = none,
+): Drive {
   return async (seconds) => {
     const result = await autocannon({
       url,
       method: "POST",
-      headers: { "content-type": "application/json", "connect-protocol-version": "1" },
+      headers: { "content-type": "application/json", "connect-protocol-version": "1", ...roundHeaders() },
       body: JSON.stringify(body),
       connections: 50,
       duration: seconds,
@@ -51,14 +65,10 @@ export function connectJson(url: string, body: unknown, extra: Record<string, un
  * omission with an expected interval of 1 ms whatever the rate, which adds
  * made-up samples to every latency above 1 ms.
  */
-export function pacedConnectJson(url: string, body: unknown, rate: number): Drive {
+export function pacedConnectJson(url: string, body: unknown, rate: number, roundHeaders: RoundHeaders = none): Drive {
   const agent = new Agent({ keepAlive: true, maxSockets: 50 });
   const payload = JSON.stringify(body);
-  const headers = {
-    "content-type": "application/json",
-    "connect-protocol-version": "1",
-    "content-length": Buffer.byteLength(payload),
-  };
+  let headers: Record<string, string | number> = {};
   const call = (): Promise<void> =>
     new Promise((resolve, reject) => {
       const req = request(url, { method: "POST", agent, headers }, (res) => {
@@ -71,6 +81,12 @@ export function pacedConnectJson(url: string, body: unknown, rate: number): Driv
       req.end(payload);
     });
   return async (seconds) => {
+    headers = {
+      "content-type": "application/json",
+      "connect-protocol-version": "1",
+      "content-length": Buffer.byteLength(payload),
+      ...roundHeaders(),
+    };
     const total = Math.round(rate * seconds);
     const latenciesMs: number[] = [];
     const calls: Promise<void>[] = [];
@@ -97,9 +113,11 @@ export function pacedConnectJson(url: string, body: unknown, rate: number): Driv
  * request in `bodyFile` (see writeGrpcBody). h2load reports no percentiles:
  * p50Ms and p99Ms are its mean and maximum latency.
  */
-export function grpc(url: string, bodyFile: string): Drive {
+export function grpc(url: string, bodyFile: string, roundHeaders: RoundHeaders = none): Drive {
   return async (seconds) => {
+    const extraHeaders = Object.entries(roundHeaders()).flatMap(([k, v]) => ["-H", `${k}: ${v}`]);
     const { stdout } = await run("h2load", [
+      ...extraHeaders,
       "-D",
       String(seconds),
       "-c",

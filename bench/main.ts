@@ -3,8 +3,9 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { GetRequestSchema } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
+import { ASSERTION_HEADER, signAssertion } from "../src/shared/internal-assertion.js";
 import { connectJson, grpc, pacedConnectJson, writeGrpcBody } from "./loads.js";
-import { Processes, rssMb } from "./processes.js";
+import { INTERNAL_AUTH_SECRET, Processes, rssMb } from "./processes.js";
 import { type Load, measureRounds, type Row } from "./rounds.js";
 
 // npm run bench: the gateway hop measured against a direct call and an nginx
@@ -44,8 +45,21 @@ async function main(): Promise<void> {
       processes.gateway("gateway", "info", api),
       processes.gateway("gateway (logging off)", "silent", quietApi),
     ]);
+    // A gateway's assertion for the direct calls: afresh each round (good for a minute), and
+    // for nginx one that lasts the run (signed as if an hour from now: only exp is checked).
+    const path = "/bazbii.post.v1.UserPostService/Get";
+    const asGateway = (rpcMethod: string, actorId?: string, now = Date.now()) => {
+      const requestId = `bench-${crypto.randomUUID()}`;
+      const token = signAssertion(INTERNAL_AUTH_SECRET, { actorId, rpcMethod, requestId }, now);
+      return { "x-request-id": requestId, [ASSERTION_HEADER]: token };
+    };
+    const direct = () => asGateway(path.slice(1));
+    const forNginx = asGateway(path.slice(1), undefined, Date.now() + 3_600_000);
     // nginx as the reference hop.
-    const nginx = await processes.nginx(api);
+    const nginx = await processes.nginx(api, {
+      requestId: forNginx["x-request-id"],
+      token: forNginx[ASSERTION_HEADER] as string,
+    });
     // The same API server as three endpoints (its loopback addresses): what balancing, health
     // and pools for three cost the gateway per call. And the cluster's hop: HAProxy, then a gateway.
     const gateway3 = await processes.gateway("gateway, 3 endpoints", "info", api, 3);
@@ -55,21 +69,20 @@ async function main(): Promise<void> {
     const createPost = async (apiUrl: string): Promise<string> => {
       const created = await fetch(`${apiUrl}/bazbii.post.v1.UserPostService/Create`, {
         method: "POST",
-        headers: { "content-type": "application/json", "x-bazbii-actor-id": "bench" },
+        headers: { "content-type": "application/json", ...asGateway("bazbii.post.v1.UserPostService/Create", "bench") },
         body: JSON.stringify({ h3Index: "8928308280fffff", text: "bench" }),
       });
       return ((await created.json()) as { id: string }).id;
     };
     const id = await createPost(api.url);
     const quietId = await createPost(quietApi.url);
-    const path = "/bazbii.post.v1.UserPostService/Get";
     const grpcBody = join(dir, "get.bin");
     await writeGrpcBody(grpcBody, toBinary(GetRequestSchema, create(GetRequestSchema, { id })));
 
     // Measure the direct rate first: the latency loads run at 30% of it. The
     // first pass only warms the API server up (its rate came out 543 and 944
     // calls/s in two runs on one machine); the second sets the rate.
-    const directGet = connectJson(`${api.url}${path}`, { id });
+    const directGet = connectJson(`${api.url}${path}`, { id }, {}, direct);
     await directGet(WARM_UP_SECONDS);
     const directRps = (await directGet(WARM_UP_SECONDS)).rps;
     const rate = Math.max(100, Math.round(directRps * 0.3));
@@ -99,7 +112,12 @@ async function main(): Promise<void> {
         crosses: [api, gateway, haproxy],
         drive: connectJson(`${haproxy.url}${path}`, { id }),
       },
-      directGrpc: { name: "grpc Get, direct", crosses: [api], drive: grpc(`${api.url}${path}`, grpcBody), note: hMs },
+      directGrpc: {
+        name: "grpc Get, direct",
+        crosses: [api],
+        drive: grpc(`${api.url}${path}`, grpcBody, direct),
+        note: hMs,
+      },
       gatewayGrpc: {
         name: "grpc Get, gateway",
         crosses: viaGateway,
@@ -133,7 +151,7 @@ async function main(): Promise<void> {
       notFoundDirect: {
         name: "connect-json Get not_found, direct",
         crosses: [api],
-        drive: connectJson(`${api.url}${path}`, { id: "missing" }),
+        drive: connectJson(`${api.url}${path}`, { id: "missing" }, {}, direct),
       },
       rejected: {
         name: "connect-json GetHeatmap h3_res 16, gateway",
@@ -143,7 +161,7 @@ async function main(): Promise<void> {
       directAtRate: {
         name: `connect-json Get paced at ${rate}/s, direct`,
         crosses: [api],
-        drive: pacedConnectJson(`${api.url}${path}`, { id }, rate),
+        drive: pacedConnectJson(`${api.url}${path}`, { id }, rate, direct),
         seconds: PACED_SECONDS,
       },
       gatewayAtRate: {

@@ -47,10 +47,14 @@ const nodeFlags: Record<"start-api" | "start-gateway", string[]> = {
   "start-gateway": config.gateway_node_flags.split(" "),
 };
 
+/** The internal assertion's secret of every server the bench starts, for its direct calls to sign with. */
+export const INTERNAL_AUTH_SECRET = "bench-internal-secret-bench-internal-secret!";
+
 const production = {
   NODE_ENV: "production",
   LOG_LEVEL: "info",
   AUTH_JWT_SECRET: "bench-secret-bench-secret-bench-secret!",
+  INTERNAL_AUTH_SECRET,
   // The load comes from one address: the benchmark measures the hop, not the rate limiter.
   RATE_LIMIT_READS: "100000000",
   RATE_LIMIT_WRITES: "100000000",
@@ -117,8 +121,12 @@ export class Processes {
     return { name: "haproxy", port, url, pid: child.pid as number };
   }
 
-  /** nginx in front of `api`: proxy_pass for HTTP/1.1 Connect, grpc_pass for gRPC (h2c). */
-  async nginx(api: Server): Promise<Nginx> {
+  /**
+   * nginx in front of `api`: proxy_pass for HTTP/1.1 Connect, grpc_pass for gRPC
+   * (h2c), adding the assertion and request id a gateway would (`assertion`,
+   * for Get, made to last the whole run).
+   */
+  async nginx(api: Server, assertion: { readonly requestId: string; readonly token: string }): Promise<Nginx> {
     const [httpPort, grpcPort] = [await freePort(), await freePort()];
     const dir = join(this.#dir, "nginx");
     await mkdir(join(dir, "logs"), { recursive: true });
@@ -132,8 +140,10 @@ http {
   keepalive_requests 100000000;
   upstream api_h1 { server 127.0.0.1:${api.port}; keepalive 64; }
   upstream api_h2 { server 127.0.0.1:${api.port}; keepalive 64; }
-  server { listen 127.0.0.1:${httpPort}; location / { proxy_pass http://api_h1; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-  server { listen 127.0.0.1:${grpcPort} http2; location / { grpc_pass grpc://api_h2; } }
+  server { listen 127.0.0.1:${httpPort}; location / { proxy_pass http://api_h1; proxy_http_version 1.1; proxy_set_header Connection "";
+    proxy_set_header x-request-id ${assertion.requestId}; proxy_set_header x-bazbii-assertion ${assertion.token}; } }
+  server { listen 127.0.0.1:${grpcPort} http2; location / { grpc_pass grpc://api_h2;
+    grpc_set_header x-request-id ${assertion.requestId}; grpc_set_header x-bazbii-assertion ${assertion.token}; } }
 }`,
     );
     this.#children.push(

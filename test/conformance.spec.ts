@@ -1,5 +1,6 @@
 import type { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HeatmapService } from "../src/gen/bazbii/feed/v1/heatmap_service_pb.js";
 import { UserPostService } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
 import {
   BadRequestSchema,
@@ -10,6 +11,7 @@ import {
   RetryInfoSchema,
 } from "../src/gen/google/rpc/error_details_pb.js";
 import { allCodes, codeTable } from "../src/shared/code-table.js";
+import { asGateway } from "./helpers/as-gateway.js";
 import { detailOf } from "./helpers/details.js";
 import { type System, startSystem } from "./helpers/system.js";
 import { callWire, closeGrpcClients, type Outcome, protocols } from "./helpers/wire-clients.js";
@@ -40,7 +42,10 @@ async function everyWay(
   for (const hop of hops) {
     const baseUrl = hop === "gateway" ? system.gateway.url : system.api.url;
     for (const protocol of protocols) {
-      const outcome = await callWire(protocol, baseUrl, UserPostService.method.get, request, { headers });
+      const direct = hop === "api" ? asGateway(UserPostService.method.get, undefined, headers["x-request-id"]) : {};
+      const outcome = await callWire(protocol, baseUrl, UserPostService.method.get, request, {
+        headers: { ...headers, ...direct },
+      });
       if (outcome.ok) throw new Error(`${protocol} via ${hop} succeeded`);
       results.push({ label: `${protocol} via ${hop}`, outcome });
     }
@@ -143,13 +148,14 @@ describe("fault injection switched off", () => {
     const plain = await startSystem();
     try {
       for (const baseUrl of [plain.gateway.url, plain.api.url]) {
+        const direct = baseUrl === plain.api.url ? asGateway(UserPostService.method.get) : {};
         const outcome = await callWire(
           "connect-json",
           baseUrl,
           UserPostService.method.get,
           { id: "x" },
           {
-            headers: { "x-bazbii-fault-abort": "internal", "x-bazbii-fault-at": "gateway" },
+            headers: { "x-bazbii-fault-abort": "internal", "x-bazbii-fault-at": "gateway", ...direct },
           },
         );
         expect(outcome).toMatchObject({ ok: false, code: "not_found" });
@@ -167,9 +173,11 @@ describe("errors the protocol layer raises before any handler runs", () => {
       [system.api.url, system.apiLogs, "REQ_003"],
     ] as const) {
       const requestId = `malformed-${crypto.randomUUID()}`;
+      const direct =
+        baseUrl === system.api.url ? asGateway(HeatmapService.method.getHeatmap, undefined, requestId) : {};
       const res = await fetch(`${baseUrl}/bazbii.feed.v1.HeatmapService/GetHeatmap`, {
         method: "POST",
-        headers: { "content-type": "application/json", "x-request-id": requestId, "accept-language": "ja" },
+        headers: { "content-type": "application/json", "x-request-id": requestId, "accept-language": "ja", ...direct },
         body: JSON.stringify({ h3Res: "sixteen" }),
       });
       expect(res.status).toBe(400);
@@ -192,7 +200,14 @@ describe("errors the protocol layer raises before any handler runs", () => {
 
   it.each(protocols)("a message over the size limit, over %s: resource_exhausted with details", async (protocol) => {
     for (const baseUrl of [system.gateway.url, system.api.url]) {
-      const outcome = await callWire(protocol, baseUrl, UserPostService.method.get, { id: "x".repeat(1_100_000) });
+      const headers = baseUrl === system.api.url ? asGateway(UserPostService.method.get) : {};
+      const outcome = await callWire(
+        protocol,
+        baseUrl,
+        UserPostService.method.get,
+        { id: "x".repeat(1_100_000) },
+        { headers },
+      );
       if (outcome.ok) throw new Error("accepted an oversized message");
       expect(outcome.code).toBe("resource_exhausted");
       expect(detailOf(outcome.details, ErrorInfoSchema)?.reason).toBe("PROTOCOL_ERROR");

@@ -11,6 +11,7 @@ import { UserPostService } from "../src/gen/bazbii/post/v1/user_post_service_pb.
 import { ErrorInfoSchema, LocalizedMessageSchema } from "../src/gen/google/rpc/error_details_pb.js";
 import { Health } from "../src/gen/health/v1/health_pb.js";
 import { codeTable } from "../src/shared/code-table.js";
+import { asGateway } from "./helpers/as-gateway.js";
 import { detailOf } from "./helpers/details.js";
 import { startFakeUpstream } from "./helpers/fake-upstream.js";
 import type { LogCapture } from "./helpers/log-capture.js";
@@ -132,7 +133,7 @@ function call<I extends DescMessage, O extends DescMessage>(
   headers: Record<string, string> = {},
   timeoutMs?: number,
 ): Promise<{ outcome: Outcome; requestId: string }> {
-  const requestId = `docs-${crypto.randomUUID()}`;
+  const requestId = headers["x-request-id"] ?? `docs-${crypto.randomUUID()}`;
   return callWire("connect-json", baseUrl, method, request, {
     headers: { "x-request-id": requestId, ...headers },
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
@@ -202,13 +203,15 @@ const scenarios: Record<string, () => Promise<Occurrence>> = {
     ),
   ACTOR_MISSING: async () =>
     viaGateway(await call(system.gateway.url, UserPostService.method.delete, { id: alicePost }), "gateway"),
+  INTERNAL_CALL_UNAUTHENTICATED: async () =>
+    viaGateway(await call(system.api.url, UserPostService.method.get, { id: "x" }), "api"),
   INVALID_ACTOR_ID: async () =>
     viaGateway(
       await call(
         system.api.url,
         UserPostService.method.delete,
         { id: alicePost },
-        { "x-bazbii-actor-id": "has space" },
+        asGateway(UserPostService.method.delete, "has space"),
       ),
       "api",
     ),

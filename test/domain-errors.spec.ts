@@ -14,6 +14,7 @@ import {
   LocalizedMessageSchema,
   RetryInfoSchema,
 } from "../src/gen/google/rpc/error_details_pb.js";
+import { asGateway } from "./helpers/as-gateway.js";
 import { detailOf } from "./helpers/details.js";
 import { freshPostgresSchema, TEST_DATABASE_URL } from "./helpers/postgres.js";
 import { type System, startApi, startGatewayFor, startSystem } from "./helpers/system.js";
@@ -124,7 +125,13 @@ describe("every violation of a request, in one answer", () => {
   it("a GetHeatmap with a bad h3_res and a bad area → both, through the gateway as directly", async () => {
     for (const baseUrl of [system.gateway.url, system.api.url]) {
       const bad = failed(
-        await callWire("connect-json", baseUrl, HeatmapService.method.getHeatmap, { h3Res: 16, within: "zz" }),
+        await callWire(
+          "connect-json",
+          baseUrl,
+          HeatmapService.method.getHeatmap,
+          { h3Res: 16, within: "zz" },
+          { headers: baseUrl === system.api.url ? asGateway(HeatmapService.method.getHeatmap) : {} },
+        ),
       );
       expect(bad.message).toBe("h3_res must be between 0 and 15");
       expect(detailOf(bad.details, BadRequestSchema)?.fieldViolations.map((v) => v.field)).toEqual([

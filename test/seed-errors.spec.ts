@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HeatmapService } from "../src/gen/bazbii/feed/v1/heatmap_service_pb.js";
 import { UserPostService } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
 import { ErrorInfoSchema, LocalizedMessageSchema, RequestInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
+import { asGateway } from "./helpers/as-gateway.js";
 import { detailOf, detailsText } from "./helpers/details.js";
 import { type System, startSystem } from "./helpers/system.js";
 import { callWire, closeGrpcClients, type Outcome, protocols } from "./helpers/wire-clients.js";
@@ -166,11 +167,16 @@ afterAll(async () => {
   await system?.close();
 });
 
-async function headersFor(who: Who, via: "gateway" | "api", requestId: string): Promise<Record<string, string>> {
+async function headersFor(
+  method: DescMethodUnary<DescMessage, DescMessage>,
+  who: Who,
+  via: "gateway" | "api",
+  requestId: string,
+): Promise<Record<string, string>> {
+  // Directly, what the gateway sends after verifying a token: its assertion for the actor.
+  if (via === "api") return asGateway(method, who === "nobody" ? undefined : who, requestId);
   const headers: Record<string, string> = { "x-request-id": requestId };
-  if (who === "nobody") return headers;
-  if (via === "gateway") headers.authorization = `Bearer ${await system.token(who)}`;
-  else headers["x-bazbii-actor-id"] = who; // what the gateway forwards after verifying a token
+  if (who !== "nobody") headers.authorization = `Bearer ${await system.token(who)}`;
   return headers;
 }
 
@@ -183,7 +189,7 @@ describe.each(cases)("seed case: $name", (c) => {
       const baseUrl = via === "gateway" ? system.gateway.url : system.api.url;
       for (const protocol of protocols) {
         const outcome = await callWire(protocol, baseUrl, c.method, c.request(), {
-          headers: await headersFor(c.caller, via, requestId),
+          headers: await headersFor(c.method, c.caller, via, requestId),
         });
         outcomes.push({ label: `${protocol} via ${via}`, outcome });
       }
@@ -242,7 +248,10 @@ describe("the forced internal error", () => {
           UserPostService.method.get,
           { id: FAILING_POST_ID },
           {
-            headers: { "x-request-id": requestId },
+            headers:
+              baseUrl === system.api.url
+                ? asGateway(UserPostService.method.get, undefined, requestId)
+                : { "x-request-id": requestId },
           },
         );
         if (outcome.ok) throw new Error("expected a failure");

@@ -1,8 +1,10 @@
 import { create, toBinary } from "@bufbuild/protobuf";
+import { decodeJwt } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { HeatmapService } from "../src/gen/bazbii/feed/v1/heatmap_service_pb.js";
 import { GetRequestSchema, UserPostService } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
 import { ErrorInfoSchema, RetryInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
+import { asGateway } from "./helpers/as-gateway.js";
 import { detailOf } from "./helpers/details.js";
 import { type PeerBehaviour, startFakeUpstream } from "./helpers/fake-upstream.js";
 import { type RelayPath, relayPaths } from "./helpers/relay-paths.js";
@@ -164,7 +166,13 @@ describe("against a misbehaving upstream peer", () => {
     const [headers] = peer.requests;
     expect(headers?.[":path"]).toBe("/bazbii.post.v1.UserPostService/Create");
     expect(headers?.["x-request-id"]).toBe("propagated-id");
-    expect(headers?.["x-bazbii-actor-id"]).toBe("alice");
+    // The actor travels only in the gateway's signed assertion, for this method and this request.
+    expect(headers?.["x-bazbii-actor-id"]).toBeUndefined();
+    expect(decodeJwt(String(headers?.["x-bazbii-assertion"]))).toMatchObject({
+      sub: "alice",
+      rpc: "bazbii.post.v1.UserPostService/Create",
+      rid: "propagated-id",
+    });
     expect(headers?.["accept-language"]).toBe("ja");
     expect(headers?.authorization).toBeUndefined();
     const remaining = Number(headers?.["connect-timeout-ms"]);
@@ -327,7 +335,7 @@ describe("answers without an RPC status, from a proxy or a broken peer", () => {
         UserPostService.method.get,
         { id: "q" },
         {
-          headers: { "x-request-id": "grpc-upstream" },
+          headers: asGateway(UserPostService.method.get, undefined, "grpc-upstream"),
         },
       ),
     );

@@ -10,6 +10,8 @@ export interface ApiConfig {
   readonly host: string;
   readonly port: number;
   readonly logLevel: string;
+  /** INTERNAL_AUTH_SECRET: signs (gateway) and checks (API server) the per-call assertion. */
+  readonly internalAuthSecret: string;
   readonly storage: StorageConfig;
   readonly nats: NatsConfig | undefined;
   readonly limits: HttpLimits;
@@ -45,6 +47,7 @@ export function apiConfigFromEnv(source: NodeJS.ProcessEnv = process.env): ApiCo
     host: env.HOST,
     port: env.API_PORT,
     logLevel: env.LOG_LEVEL,
+    internalAuthSecret: env.INTERNAL_AUTH_SECRET,
     storage: {
       databaseUrl: env.DATABASE_URL,
       dataDir: env.DATA_DIR,

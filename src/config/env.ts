@@ -5,6 +5,12 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
+/**
+ * Development default for INTERNAL_AUTH_SECRET, so that `npm start` works on a
+ * fresh checkout; refused when NODE_ENV=production.
+ */
+export const DEVELOPMENT_INTERNAL_AUTH_SECRET = "bazbii-internal-development-secret-not-for-production";
+
 /** Variables every process reads. */
 export const commonEnv = {
   NODE_ENV: str({
@@ -18,6 +24,10 @@ export const commonEnv = {
     default: "info",
     desc: "pino log level",
   }),
+  INTERNAL_AUTH_SECRET: str({
+    default: DEVELOPMENT_INTERNAL_AUTH_SECRET,
+    desc: "HMAC secret of the assertion the gateway signs on every call (actor, method, request id; good for a minute) and the API server requires; the same on every gateway and API server; the development default is refused when NODE_ENV=production",
+  }),
   FAULT_INJECTION: bool({
     default: false,
     desc: "honour x-bazbii-fault-* request headers (abort with a code, delay); refused when NODE_ENV=production",
@@ -25,9 +35,22 @@ export const commonEnv = {
 };
 
 /** Development and test conveniences that must never be on in production. */
-export function refuseInProduction(env: { NODE_ENV: string; FAULT_INJECTION: boolean }): void {
-  if (env.NODE_ENV === "production" && env.FAULT_INJECTION) {
+export function refuseInProduction(env: {
+  NODE_ENV: string;
+  FAULT_INJECTION: boolean;
+  INTERNAL_AUTH_SECRET: string;
+}): void {
+  if (env.NODE_ENV !== "production") return;
+  if (env.FAULT_INJECTION) {
     throw new ConfigError("invalid configuration:\n  FAULT_INJECTION: must not be enabled when NODE_ENV=production");
+  }
+  if (env.INTERNAL_AUTH_SECRET === DEVELOPMENT_INTERNAL_AUTH_SECRET) {
+    throw new ConfigError(
+      "invalid configuration:\n  INTERNAL_AUTH_SECRET: the development default must not be used in production; set a secret of at least 32 bytes, the same on every gateway and API server",
+    );
+  }
+  if (Buffer.byteLength(env.INTERNAL_AUTH_SECRET) < 32) {
+    throw new ConfigError("invalid configuration:\n  INTERNAL_AUTH_SECRET: must be at least 32 bytes (256 bits)");
   }
 }
 

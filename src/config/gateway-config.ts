@@ -1,4 +1,5 @@
 import { bool, makeValidator, num, port, str, url } from "envalid";
+import type { TokenConfig } from "../gateway/auth.js";
 import type { RateLimitConfig } from "../gateway/rate-limit.js";
 import type { PoolConfig, UpstreamProtocol } from "../gateway/upstream/endpoint-pool.js";
 import type { UpstreamConfig } from "../gateway/upstream/upstream.js";
@@ -17,9 +18,14 @@ export interface GatewayConfig {
   readonly host: string;
   readonly port: number;
   readonly logLevel: string;
+  /** INTERNAL_AUTH_SECRET: signs (gateway) and checks (API server) the per-call assertion. */
+  readonly internalAuthSecret: string;
   /** The upstream's settings; its connections' idle time is IDLE_TIMEOUT_MS's (limits). */
   readonly upstream: Omit<UpstreamConfig, "pool"> & { readonly pool: Omit<PoolConfig, "idleTimeoutMs"> };
+  /** AUTH_JWT_SECRET: the development tokens' secret (npm run token, POST /dev/token). */
   readonly jwtSecret: string;
+  /** Which bearer tokens are accepted. */
+  readonly tokens: TokenConfig;
   readonly defaultTimeoutMs: number;
   readonly maxTimeoutMs: number;
   readonly limits: HttpLimits;
@@ -98,6 +104,17 @@ export const gatewayEnv = {
     default: DEVELOPMENT_JWT_SECRET,
     desc: "HS256 secret of bearer tokens; the development default is refused when NODE_ENV=production",
   }),
+  JWT_JWKS_URL: url({
+    default: undefined,
+    desc: "an identity provider's JWKS: bearer tokens signed by its keys are accepted (and HS256 ones no longer); keys are cached, refetched when an unknown kid arrives (at most every 30 s), and kept working while the provider is down",
+  }),
+  JWT_ISSUER: str({ default: undefined, desc: "iss every bearer token must have; required with JWT_JWKS_URL" }),
+  JWT_AUDIENCE: str({ default: undefined, desc: "aud every bearer token must have; required with JWT_JWKS_URL" }),
+  JWT_CLOCK_SKEW_S: num({ default: 30, desc: "leeway for a token's exp and nbf, in seconds" }),
+  JWT_ALGORITHMS: str({
+    default: "RS256,ES256,EdDSA",
+    desc: "algorithms accepted from the JWKS, comma-separated: asymmetric ones only (none and HMAC are refused)",
+  }),
   DEFAULT_TIMEOUT_MS: num({ default: 10_000, desc: "deadline of upstream calls whose caller set none" }),
   MAX_TIMEOUT_MS: num({ default: 30_000, desc: "longest deadline granted, whatever the caller asks" }),
   REDIS_URL: url({
@@ -128,12 +145,30 @@ export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): G
   if (env.NODE_ENV === "production" && devTokens) {
     throw new ConfigError("invalid configuration:\n  DEV_TOKENS: must not be enabled when NODE_ENV=production");
   }
-  if (env.NODE_ENV === "production" && env.AUTH_JWT_SECRET === DEVELOPMENT_JWT_SECRET) {
+  const algorithms = env.JWT_ALGORITHMS.split(",")
+    .map((a) => a.trim())
+    .filter((a) => a !== "");
+  const symmetric = algorithms.filter((a) => a === "none" || /^HS\d+$/.test(a));
+  if (symmetric.length > 0) {
+    throw new ConfigError(
+      `invalid configuration:\n  JWT_ALGORITHMS: ${symmetric.join(", ")} cannot verify a provider's tokens (only asymmetric algorithms)`,
+    );
+  }
+  if (env.JWT_JWKS_URL !== undefined && (env.JWT_ISSUER === undefined || env.JWT_AUDIENCE === undefined)) {
+    throw new ConfigError(
+      "invalid configuration:\n  JWT_ISSUER, JWT_AUDIENCE: both are required with JWT_JWKS_URL (a token for another service must not do)",
+    );
+  }
+  if (
+    env.NODE_ENV === "production" &&
+    env.JWT_JWKS_URL === undefined &&
+    env.AUTH_JWT_SECRET === DEVELOPMENT_JWT_SECRET
+  ) {
     throw new ConfigError(
       "invalid configuration:\n  AUTH_JWT_SECRET: the development default must not be used in production; set a secret of at least 32 bytes",
     );
   }
-  if (env.NODE_ENV === "production" && Buffer.byteLength(env.AUTH_JWT_SECRET) < 32) {
+  if (env.NODE_ENV === "production" && env.JWT_JWKS_URL === undefined && Buffer.byteLength(env.AUTH_JWT_SECRET) < 32) {
     throw new ConfigError("invalid configuration:\n  AUTH_JWT_SECRET: must be at least 32 bytes (256 bits) for HS256");
   }
   return {
@@ -141,6 +176,7 @@ export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): G
     host: env.HOST,
     port: env.GATEWAY_PORT,
     logLevel: env.LOG_LEVEL,
+    internalAuthSecret: env.INTERNAL_AUTH_SECRET,
     upstream: {
       urls: env.API_URL,
       resolveIntervalMs: env.UPSTREAM_RESOLVE_INTERVAL_MS,
@@ -155,6 +191,14 @@ export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): G
       retryBudgetPercent: env.UPSTREAM_RETRY_BUDGET_PERCENT,
     },
     jwtSecret: env.AUTH_JWT_SECRET,
+    tokens: {
+      hs256Secret: env.AUTH_JWT_SECRET,
+      jwksUrl: env.JWT_JWKS_URL,
+      issuer: env.JWT_ISSUER,
+      audience: env.JWT_AUDIENCE,
+      clockSkewSeconds: env.JWT_CLOCK_SKEW_S,
+      algorithms,
+    },
     defaultTimeoutMs: env.DEFAULT_TIMEOUT_MS,
     maxTimeoutMs: env.MAX_TIMEOUT_MS,
     limits: httpLimitsFrom(env),

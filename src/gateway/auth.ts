@@ -23,13 +23,29 @@ function iso(epochSeconds: unknown): string {
 
 export type Authenticate = (authorization: string | null, rc: RequestContext) => Promise<string | undefined>;
 
+/** Which bearer tokens the gateway accepts. */
+export interface TokenConfig {
+  /** HS256 secret (AUTH_JWT_SECRET): tokens signed with it are accepted when no JWKS is configured. */
+  readonly hs256Secret: string;
+  /** An identity provider's JWKS (JWT_JWKS_URL): tokens signed by its keys, with `algorithms`. */
+  readonly jwksUrl: string | undefined;
+  /** `iss` every token must have (JWT_ISSUER; required with a JWKS). */
+  readonly issuer: string | undefined;
+  /** `aud` every token must have (JWT_AUDIENCE; required with a JWKS). */
+  readonly audience: string | undefined;
+  /** Leeway for exp and nbf (JWT_CLOCK_SKEW_S). */
+  readonly clockSkewSeconds: number;
+  /** Algorithms accepted from the JWKS (JWT_ALGORITHMS): asymmetric only, never `none` or HMAC. */
+  readonly algorithms: readonly string[];
+}
+
 /**
  * Verifies `Authorization: Bearer <JWT>` and returns the actor (the `sub`
  * claim); undefined when no header was sent. A header that is sent but not
  * acceptable is always `unauthenticated`, with what is wrong and what to do.
  */
-export function createAuthenticator(secret: string): Authenticate {
-  const key = new TextEncoder().encode(secret);
+export function createAuthenticator(config: TokenConfig): Authenticate {
+  const key = new TextEncoder().encode(config.hs256Secret);
   return async (authorization, rc) => {
     if (authorization === null) return undefined;
     const token = BEARER.exec(authorization)?.[1];

@@ -170,7 +170,7 @@ function relayCall(
         return;
       }
 
-      const headers: OutgoingHttpHeaders = vouchedHeaders(rc, header, passedOnFor(protocol));
+      const headers: OutgoingHttpHeaders = vouchedHeaders(rc, header, passedOnFor(protocol), policy.internalAuthSecret);
       const repeat = repeatRules.get(method) as RepeatRule;
       const result = await upstream.run<UpstreamAnswer>(
         {

@@ -2,13 +2,9 @@ import type { DescMessage, DescMethodUnary, MessageShape } from "@bufbuild/proto
 import { ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { logMessageFor, reasonOf } from "../shared/errors/public-error.js";
 import { applyFault, FAULT_HEADER_NAMES } from "../shared/fault-injection.js";
+import { ASSERTION_HEADER, signAssertion } from "../shared/internal-assertion.js";
 import { logmsg } from "../shared/logging/log-catalog.js";
-import {
-  ACTOR_ID_HEADER,
-  REQUEST_ID_HEADER,
-  type RequestContext,
-  requestContextOf,
-} from "../shared/request-context.js";
+import { REQUEST_ID_HEADER, type RequestContext, requestContextOf } from "../shared/request-context.js";
 import { TRACEPARENT_HEADER, traceparentOf } from "../shared/trace-context.js";
 import { repeatRuleOf, validateBeforeUpstream } from "./method-policy.js";
 import type { Upstream } from "./upstream/upstream.js";
@@ -18,6 +14,8 @@ export interface RelayPolicy {
   readonly deadlines: DeadlinePolicy;
   /** Honour x-bazbii-fault-* headers here, and pass them on to the API server. */
   readonly faultInjection: boolean;
+  /** INTERNAL_AUTH_SECRET: signs the assertion every call to the API server carries. */
+  readonly internalAuthSecret: string;
 }
 
 export interface DeadlinePolicy {
@@ -37,19 +35,25 @@ export function forwardedHeaders(faultInjection: boolean): readonly string[] {
 
 /**
  * The headers of a call to the API server that the gateway vouches for: request
- * id, trace, the verified actor, and the caller headers in `forwarded`. Both
- * relay paths use it; nothing else of the caller's is passed on.
+ * id, trace, the signed assertion (the verified actor, for this method and
+ * this request), and the caller headers in `forwarded`. Both relay paths use
+ * it; nothing else of the caller's is passed on.
  */
 export function vouchedHeaders(
   rc: RequestContext,
   callerHeader: (name: string) => string | null | undefined,
   forwarded: readonly string[],
+  internalAuthSecret: string,
 ): Record<string, string> {
   const headers: Record<string, string> = {
     [REQUEST_ID_HEADER]: rc.requestId,
     [TRACEPARENT_HEADER]: traceparentOf(rc.trace),
+    [ASSERTION_HEADER]: signAssertion(internalAuthSecret, {
+      actorId: rc.actorId,
+      rpcMethod: rc.rpcMethod,
+      requestId: rc.requestId,
+    }),
   };
-  if (rc.actorId !== undefined) headers[ACTOR_ID_HEADER] = rc.actorId;
   for (const name of forwarded) {
     const value = callerHeader(name);
     if (value !== null && value !== undefined) headers[name] = value;
@@ -66,7 +70,7 @@ export function vouchedHeaders(
 export function createRelay<I extends DescMessage, O extends DescMessage>(
   method: DescMethodUnary<I, O>,
   upstream: Upstream,
-  { deadlines, faultInjection }: RelayPolicy,
+  { deadlines, faultInjection, internalAuthSecret }: RelayPolicy,
 ): (req: MessageShape<I>, ctx: HandlerContext) => Promise<MessageShape<O>> {
   const labels = { service: method.parent.typeName, method: method.name };
   const forwarded = forwardedHeaders(faultInjection);
@@ -81,7 +85,9 @@ export function createRelay<I extends DescMessage, O extends DescMessage>(
       throw err;
     }
     const timeoutMs = Math.min(ctx.timeoutMs() ?? deadlines.defaultTimeoutMs, deadlines.maxTimeoutMs);
-    const headers = new Headers(vouchedHeaders(rc, (name) => ctx.requestHeader.get(name), forwarded));
+    const headers = new Headers(
+      vouchedHeaders(rc, (name) => ctx.requestHeader.get(name), forwarded, internalAuthSecret),
+    );
     const key = repeat.keyField === undefined ? undefined : (req as Record<string, unknown>)[repeat.keyField.localName];
     const result = await upstream.run<MessageShape<O> | undefined>(
       {

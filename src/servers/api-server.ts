@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { openNatsEventPublisher } from "../adapters/events/nats-event-publisher.js";
 import { openStorage, type Storage } from "../adapters/storage/open-storage.js";
 import { createApiListener } from "../application/api-routes.js";
@@ -37,6 +38,8 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
           logmsg.EventPublishFailed.emit(currentRequestLog() ?? log, { event: event.name, err });
         });
   const shutdown = new AbortController();
+  // Every call in flight listens on it (connect-es links it to the call's own signal).
+  setMaxListeners(0, shutdown.signal);
   const listener = createApiListener({
     log,
     posts: createPostService({ posts: storage.posts, events: createEventPublisher(bus) }),
@@ -45,6 +48,7 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
     faultInjection: config.faultInjection,
     metrics,
     maxRequestBytes: config.limits.maxRequestBytes,
+    internalAuthSecret: config.internalAuthSecret,
     shutdownSignal: shutdown.signal,
   });
   const http = await startHttpServer({ host: config.host, port: config.port, listener, limits: config.limits });

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { GatewayConfig } from "../config/gateway-config.js";
 import { createAuthenticator } from "../gateway/auth.js";
 import { withCors } from "../gateway/cors.js";
@@ -41,13 +42,16 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
   const protection = new ProtectionMetrics(metrics.registry);
   const rateLimiter = await createRateLimiter(config.rateLimit, log, protection);
   const shutdown = new AbortController();
+  // Every call in flight listens on it (connect-es links it to the call's own signal).
+  setMaxListeners(0, shutdown.signal);
   const listener = createGatewayListener({
     log,
     upstream,
-    authenticate: createAuthenticator(config.jwtSecret),
+    authenticate: createAuthenticator(config.tokens),
     policy: {
       deadlines: { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs },
       faultInjection: config.faultInjection,
+      internalAuthSecret: config.internalAuthSecret,
     },
     readiness,
     metrics,

@@ -6,13 +6,6 @@ import { continueTrace, TRACEPARENT_HEADER, type TraceContext } from "./trace-co
 
 export const REQUEST_ID_HEADER = "x-request-id";
 
-/**
- * Internal header: the gateway sets it to the verified token's subject on
- * calls to the API server, and never passes on one sent by a caller. Only the
- * gateway may reach the API server's port.
- */
-export const ACTOR_ID_HEADER = "x-bazbii-actor-id";
-
 /** What one RPC carries through a process: who, which request, in which language, and its logger. */
 export interface RequestContext extends ErrorContext {
   /** Fully qualified method, e.g. `bazbii.post.v1.UserPostService/Create`. */

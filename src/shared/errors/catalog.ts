@@ -146,6 +146,14 @@ export const errorCatalog = defineCatalog({
     },
     log: { api: "REQ_001", gateway: "REQ_002" },
   },
+  INTERNAL_CALL_UNAUTHENTICATED: {
+    code: Code.Unauthenticated,
+    message: {
+      en: "the API server takes calls only through a gateway, which vouches for each one; this call carries no valid assertion ({problem})",
+      ja: "API サーバーはゲートウェイ経由の呼び出しだけを受け付けます。この呼び出しには有効なアサーションがありません（{problem}）",
+    },
+    log: { api: "REQ_004" },
+  },
   INVALID_ACTOR_ID: {
     code: Code.Unauthenticated,
     message: {

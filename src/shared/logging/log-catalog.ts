@@ -71,6 +71,12 @@ export const logmsg = {
   RequestContextMissing: new LogMessage("REQ_001", "by_code", "Request context missing", "application"),
   RequestRejected: new LogMessage("REQ_002", "by_code", "Request rejected by the gateway", "gateway"),
   RequestFailed: new LogMessage("REQ_003", "by_code", "Request processing failed", "application"),
+  InternalCallRefused: new LogMessage(
+    "REQ_004",
+    "warn",
+    "Call without a valid gateway assertion refused",
+    "application",
+  ),
   APICallFailed: new LogMessage("REQ_012", "by_code", "API service call failed", "gateway"),
   PostCreationFailed: new LogMessage("EVT_POST_003", "by_code", "Post creation failed", "domain"),
   EventPublishFailed: new LogMessage("EVT_BUS_001", "error", "Domain event publish failed", "adapter"),
