@@ -94,7 +94,12 @@ describe("start (both servers in one process)", () => {
 describe("configuration errors", () => {
   it.each([
     ["a port that is not a number", { GATEWAY_PORT: "eighty" }, "GATEWAY_PORT"],
-    ["the development JWT secret in production", { NODE_ENV: "production" }, "AUTH_JWT_SECRET"],
+    [
+      "the development JWT secret in production",
+      { NODE_ENV: "production", INTERNAL_AUTH_SECRET: "s".repeat(40) },
+      "AUTH_JWT_SECRET",
+    ],
+    ["the development internal secret in production", { NODE_ENV: "production" }, "INTERNAL_AUTH_SECRET"],
     ["an unknown upstream protocol", { UPSTREAM_PROTOCOL: "carrier-pigeon" }, "UPSTREAM_PROTOCOL"],
   ])("stop the gateway with exit code 1 and name the variable: %s", async (_name, env, variable) => {
     const gateway = runEntryPoint("start-gateway", env);
