@@ -75,7 +75,9 @@ describe("deploy/kubernetes", () => {
       }
       const port = Number(envOf(container, portVar));
       expect(port).toBe((table as unknown as Record<string, { default: number }>)[portVar]?.default);
-      expect(container.ports.map((p) => p.containerPort)).toEqual([port]);
+      // The admin port carries /metrics, which the public one then no longer serves.
+      const adminPort = Number(envOf(container, portVar === "GATEWAY_PORT" ? "ADMIN_PORT" : "API_ADMIN_PORT"));
+      expect(container.ports.map((p) => p.containerPort)).toEqual([port, adminPort]);
       const portName = container.ports[0]?.name;
       expect(container.livenessProbe.httpGet).toEqual({ path: "/healthz", port: portName });
       expect(container.readinessProbe.httpGet).toEqual({ path: "/readyz", port: portName });
@@ -99,7 +101,7 @@ describe("deploy/kubernetes", () => {
     const service = all.find((r) => r.kind === "Service" && r.metadata.name === apiUrl.hostname);
     expect(service?.spec.clusterIP).toBe("None");
     const apiPort = Number(envOf(deployment(all, "bazbii-api").container, "API_PORT"));
-    expect((service?.spec.ports as { port: number }[])[0]?.port).toBe(apiPort);
+    expect((service?.spec.ports as { port: number }[] | undefined)?.[0]?.port).toBe(apiPort);
     expect(Number(apiUrl.port)).toBe(apiPort);
   });
 });

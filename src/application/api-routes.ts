@@ -28,6 +28,8 @@ export interface ApiRoutesDeps {
   readonly readiness: Readiness;
   readonly faultInjection: boolean;
   readonly metrics: RpcMetrics;
+  /** /metrics on the API port too (false when API_ADMIN_PORT serves them). */
+  readonly publicMetrics: boolean;
   readonly maxRequestBytes: number;
   /** INTERNAL_AUTH_SECRET: the gateways' assertions are checked with it. */
   readonly internalAuthSecret: string;
@@ -71,6 +73,7 @@ export function createApiListener(deps: ApiRoutesDeps): RequestListener {
       createErrorBoundary(),
       ...(deps.faultInjection ? [createFaultInterceptor()] : []),
     ],
-    fallback: (req, res) => servePlainRoutes(req, res, deps),
+    fallback: (req, res) =>
+      servePlainRoutes(req, res, { readiness: deps.readiness, metrics: deps.publicMetrics ? deps.metrics : undefined }),
   }) as RequestListener;
 }

@@ -6,7 +6,7 @@ import { createLogger } from "../shared/logging/logger.js";
 import { backportAsyncResourceBind } from "../shared/runtime/async-resource-bind.js";
 
 /**
- * Runs servers until SIGTERM or SIGINT, then stops them gracefully: all drain
+ * Runs servers until SIGTERM or SIGINT (SIGHUP reloads TLS certificates), then stops them gracefully: all drain
  * for SHUTDOWN_DRAIN_MS, then close (the last one started first) and exits 0. A start-up failure exits 1, logged as
  * SYS_003 on stdout like every other line (the configuration is not read yet,
  * so at the default level), and said in plain words on stderr for whoever
@@ -35,6 +35,10 @@ export async function runUntilSignalled(service: string, start: () => Promise<Ru
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  // SIGHUP: read the TLS files again now, as a renewal tool may ask.
+  process.on("SIGHUP", () => {
+    for (const server of servers ?? []) void server.reloadTls();
+  });
   try {
     servers = await start();
   } catch (err) {

@@ -13,5 +13,8 @@ if (actor === undefined || actor.startsWith("-") || !isValidSubject(actor) || pr
   process.stderr.write(USAGE);
   process.exit(2);
 }
-const config = gatewayConfigFromEnv();
-process.stdout.write(`${await mintToken(config.jwtSecret, actor)}\n`);
+const { tokens } = gatewayConfigFromEnv();
+if (tokens.jwksUrl !== undefined) {
+  process.stderr.write("JWT_JWKS_URL is set: the gateway accepts the identity provider's tokens only, not these\n");
+}
+process.stdout.write(`${await mintToken(tokens.hs256Secret, actor, undefined, tokens)}\n`);

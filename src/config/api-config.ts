@@ -2,7 +2,16 @@ import { num, port, str, url } from "envalid";
 import type { NatsConfig } from "../adapters/events/nats-event-publisher.js";
 import type { StorageConfig } from "../adapters/storage/open-storage.js";
 import type { HttpLimits } from "../shared/http/http-server.js";
-import { commonEnv, readEnv, refuseInProduction } from "./env.js";
+import type { TlsFiles } from "../shared/http/tls-files.js";
+import {
+  type AdminAddress,
+  adminAddressFrom,
+  ConfigError,
+  commonEnv,
+  readEnv,
+  refuseInProduction,
+  tlsFilesFrom,
+} from "./env.js";
 import { httpLimitsEnv, httpLimitsFrom } from "./http-limits.js";
 
 export interface ApiConfig {
@@ -15,6 +24,10 @@ export interface ApiConfig {
   readonly storage: StorageConfig;
   readonly nats: NatsConfig | undefined;
   readonly limits: HttpLimits;
+  /** The API port's certificate, and the CA of the gateways' client certificates (mutual TLS), when set. */
+  readonly tls: TlsFiles | undefined;
+  /** API_ADMIN_PORT: /metrics there instead of on the API port. */
+  readonly admin: AdminAddress | undefined;
   readonly shutdownGraceMs: number;
   readonly shutdownDrainMs: number;
   /** How often storage is checked while it answers (and 5 times as often while it does not). */
@@ -26,6 +39,19 @@ export interface ApiConfig {
 /** Variables only the API server reads. */
 export const apiEnv = {
   API_PORT: port({ default: 8081, desc: "port of the API server (internal: only the gateway calls it)" }),
+  API_ADMIN_PORT: port({
+    default: undefined,
+    desc: "the API server's admin port: /metrics is served there and no longer on API_PORT; /healthz and /readyz on both",
+  }),
+  API_TLS_CERT_FILE: str({
+    default: undefined,
+    desc: "PEM certificate of the API port: HTTPS with ALPN h2 and http/1.1; renewed files are picked up as for TLS_CERT_FILE",
+  }),
+  API_TLS_KEY_FILE: str({ default: undefined, desc: "PEM private key of API_TLS_CERT_FILE" }),
+  API_TLS_CLIENT_CA_FILE: str({
+    default: undefined,
+    desc: "PEM CA of the gateways' client certificates: with it, a client without one signed by it cannot complete the TLS handshake (mutual TLS)",
+  }),
   DATA_DIR: str({ default: "./data", desc: "where embedded PGlite keeps its files" }),
   DATABASE_URL: url({ default: undefined, desc: "PostgreSQL server to use instead of embedded PGlite" }),
   DB_MAX_CONNECTIONS: num({ default: 10, desc: "PostgreSQL pool size" }),
@@ -59,9 +85,25 @@ export function apiConfigFromEnv(source: NodeJS.ProcessEnv = process.env): ApiCo
         ? undefined
         : { url: env.NATS_URL, maxReconnectAttempts: env.NATS_MAX_RECONNECT_ATTEMPTS },
     limits: httpLimitsFrom(env),
+    tls: apiTls(env.API_TLS_CERT_FILE, env.API_TLS_KEY_FILE, env.API_TLS_CLIENT_CA_FILE),
+    admin: adminAddressFrom(env.ADMIN_HOST, env.API_ADMIN_PORT),
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     shutdownDrainMs: env.SHUTDOWN_DRAIN_MS,
     storageCheckIntervalMs: env.STORAGE_CHECK_INTERVAL_MS,
     faultInjection: env.FAULT_INJECTION,
   };
+}
+
+function apiTls(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+  clientCaFile: string | undefined,
+): TlsFiles | undefined {
+  const files = tlsFilesFrom("API_TLS_CERT_FILE", certFile, "API_TLS_KEY_FILE", keyFile);
+  if (files === undefined && clientCaFile !== undefined) {
+    throw new ConfigError(
+      "invalid configuration:\n  API_TLS_CLIENT_CA_FILE: needs API_TLS_CERT_FILE and API_TLS_KEY_FILE",
+    );
+  }
+  return files === undefined ? undefined : { ...files, clientCaFile };
 }

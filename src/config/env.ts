@@ -19,6 +19,10 @@ export const commonEnv = {
     desc: "production refuses development defaults such as the JWT secret",
   }),
   HOST: str({ default: "127.0.0.1", desc: "interface the servers listen on" }),
+  ADMIN_HOST: str({
+    default: "127.0.0.1",
+    desc: "interface of the admin ports (ADMIN_PORT, API_ADMIN_PORT): loopback unless the scraper is elsewhere",
+  }),
   LOG_LEVEL: str({
     choices: ["trace", "debug", "info", "warn", "error", "fatal", "silent"],
     default: "info",
@@ -65,4 +69,28 @@ export function readEnv<S extends Record<string, unknown>>(env: NodeJS.ProcessEn
       if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
     },
   }) as CleanedEnv<S>;
+}
+
+/** A certificate and its key, named by two variables that go together (or neither). */
+export function tlsFilesFrom(
+  certName: string,
+  certFile: string | undefined,
+  keyName: string,
+  keyFile: string | undefined,
+): { certFile: string; keyFile: string } | undefined {
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) {
+    throw new ConfigError(`invalid configuration:\n  ${certName}, ${keyName}: set both or neither`);
+  }
+  return { certFile, keyFile };
+}
+
+/** Where a process serves its operators (/metrics, /healthz, /readyz), when it has an admin port. */
+export interface AdminAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export function adminAddressFrom(host: string, port: number | undefined): AdminAddress | undefined {
+  return port === undefined ? undefined : { host, port };
 }

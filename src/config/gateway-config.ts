@@ -1,10 +1,20 @@
 import { bool, makeValidator, num, port, str, url } from "envalid";
+import proxyaddr from "proxy-addr";
 import type { TokenConfig } from "../gateway/auth.js";
 import type { RateLimitConfig } from "../gateway/rate-limit.js";
 import type { PoolConfig, UpstreamProtocol } from "../gateway/upstream/endpoint-pool.js";
 import type { UpstreamConfig } from "../gateway/upstream/upstream.js";
 import type { HttpLimits } from "../shared/http/http-server.js";
-import { ConfigError, commonEnv, readEnv, refuseInProduction } from "./env.js";
+import type { TlsFiles } from "../shared/http/tls-files.js";
+import {
+  type AdminAddress,
+  adminAddressFrom,
+  ConfigError,
+  commonEnv,
+  readEnv,
+  refuseInProduction,
+  tlsFilesFrom,
+} from "./env.js";
 import { httpLimitsEnv, httpLimitsFrom } from "./http-limits.js";
 
 /**
@@ -29,11 +39,18 @@ export interface GatewayConfig {
   readonly defaultTimeoutMs: number;
   readonly maxTimeoutMs: number;
   readonly limits: HttpLimits;
+  /** The public port's certificate (HTTPS) when set; cleartext h2c and HTTP/1.1 otherwise. */
+  readonly tls: TlsFiles | undefined;
+  /** ADMIN_PORT: /metrics there instead of on the public port. */
+  readonly admin: AdminAddress | undefined;
+  /** TRUSTED_PROXIES: the proxies whose X-Forwarded-For and Forwarded are believed. */
+  readonly trustedProxies: readonly string[];
   readonly rateLimit: RateLimitConfig;
   readonly maxInFlight: number;
   readonly corsAllowedOrigins: readonly string[];
   readonly webRoot: string;
-  readonly devTokens: boolean;
+  /** Who gets development tokens at POST /dev/token: nobody, loopback peers only, or anyone (DEV_TOKENS=true). */
+  readonly devTokens: DevTokens;
   readonly shutdownGraceMs: number;
   readonly shutdownDrainMs: number;
   /** Honour x-bazbii-fault-* headers (development and tests only). */
@@ -91,6 +108,20 @@ export const gatewayEnv = {
     default: 20,
     desc: "the gateway's own retries in flight at most, in percent of the calls in flight (at least 3)",
   }),
+  TLS_CERT_FILE: str({
+    default: undefined,
+    desc: "PEM certificate (with its chain) of the public port: HTTPS with ALPN h2 and http/1.1, TLS 1.2 at least; a renewed file is picked up within a second (or on SIGHUP), open connections kept",
+  }),
+  TLS_KEY_FILE: str({ default: undefined, desc: "PEM private key of TLS_CERT_FILE" }),
+  API_CA_FILE: str({
+    default: undefined,
+    desc: "PEM CA the API servers' certificates are checked against, for an https API_URL (the system's CAs otherwise)",
+  }),
+  GATEWAY_CLIENT_CERT_FILE: str({
+    default: undefined,
+    desc: "PEM client certificate the gateway presents to the API servers (mutual TLS)",
+  }),
+  GATEWAY_CLIENT_KEY_FILE: str({ default: undefined, desc: "PEM private key of GATEWAY_CLIENT_CERT_FILE" }),
   UPSTREAM_PROTOCOL: str({
     choices: ["connect", "grpc"],
     default: "connect",
@@ -132,7 +163,15 @@ export const gatewayEnv = {
   WEB_ROOT: str({ default: "dist/web", desc: "directory of the built browser page served at /" }),
   DEV_TOKENS: bool({
     default: undefined,
-    desc: "hand out development tokens at POST /dev/token; unset means on unless NODE_ENV=production, where it is refused",
+    desc: "hand out development tokens at POST /dev/token to any peer; unset means to loopback peers only, unless NODE_ENV=production (never there: true is refused)",
+  }),
+  TRUSTED_PROXIES: str({
+    default: "",
+    desc: "comma-separated addresses or CIDRs (or loopback, linklocal, uniquelocal) of proxies in front of the gateway: X-Forwarded-For and Forwarded are believed from them only, to find the client address rate limits key on",
+  }),
+  ADMIN_PORT: port({
+    default: undefined,
+    desc: "the gateway's admin port: /metrics is served there and no longer on the public port; /healthz and /readyz on both",
   }),
   CORS_ALLOWED_ORIGINS: str({ default: "", desc: "comma-separated browser origins allowed to call cross-origin" }),
 };
@@ -141,10 +180,12 @@ export const gatewayEnv = {
 export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const env = readEnv(source, { ...commonEnv, ...httpLimitsEnv, ...gatewayEnv });
   refuseInProduction(env);
-  const devTokens = env.DEV_TOKENS ?? env.NODE_ENV !== "production";
-  if (env.NODE_ENV === "production" && devTokens) {
+  if (env.NODE_ENV === "production" && env.DEV_TOKENS === true) {
     throw new ConfigError("invalid configuration:\n  DEV_TOKENS: must not be enabled when NODE_ENV=production");
   }
+  const trustedProxies = trustedProxiesFrom(env.TRUSTED_PROXIES);
+  const devTokens: DevTokens =
+    env.NODE_ENV === "production" || env.DEV_TOKENS === false ? "off" : env.DEV_TOKENS ? "anyone" : "loopback";
   const algorithms = env.JWT_ALGORITHMS.split(",")
     .map((a) => a.trim())
     .filter((a) => a !== "");
@@ -181,7 +222,19 @@ export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): G
       urls: env.API_URL,
       resolveIntervalMs: env.UPSTREAM_RESOLVE_INTERVAL_MS,
       healthIntervalMs: env.UPSTREAM_HEALTH_INTERVAL_MS,
-      pool: { protocol: env.UPSTREAM_PROTOCOL as UpstreamProtocol, maxConnections: env.UPSTREAM_MAX_CONNECTIONS },
+      pool: {
+        protocol: env.UPSTREAM_PROTOCOL as UpstreamProtocol,
+        maxConnections: env.UPSTREAM_MAX_CONNECTIONS,
+        tls: {
+          caFile: env.API_CA_FILE,
+          ...tlsFilesFrom(
+            "GATEWAY_CLIENT_CERT_FILE",
+            env.GATEWAY_CLIENT_CERT_FILE,
+            "GATEWAY_CLIENT_KEY_FILE",
+            env.GATEWAY_CLIENT_KEY_FILE,
+          ),
+        },
+      },
       outliers: {
         consecutiveFailures: env.UPSTREAM_EJECTION_FAILURES,
         baseEjectionMs: env.UPSTREAM_EJECTION_BASE_MS,
@@ -202,6 +255,9 @@ export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): G
     defaultTimeoutMs: env.DEFAULT_TIMEOUT_MS,
     maxTimeoutMs: env.MAX_TIMEOUT_MS,
     limits: httpLimitsFrom(env),
+    tls: tlsFilesFrom("TLS_CERT_FILE", env.TLS_CERT_FILE, "TLS_KEY_FILE", env.TLS_KEY_FILE),
+    admin: adminAddressFrom(env.ADMIN_HOST, env.ADMIN_PORT),
+    trustedProxies,
     rateLimit: {
       windowSeconds: env.RATE_LIMIT_WINDOW_SECONDS,
       reads: env.RATE_LIMIT_READS,
@@ -219,4 +275,25 @@ export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): G
     shutdownDrainMs: env.SHUTDOWN_DRAIN_MS,
     faultInjection: env.FAULT_INJECTION,
   };
+}
+
+/** Who gets development tokens at POST /dev/token. */
+export type DevTokens = "off" | "loopback" | "anyone";
+
+/** TRUSTED_PROXIES, each entry checked now rather than at the first call. */
+function trustedProxiesFrom(value: string): string[] {
+  const entries = value
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "");
+  for (const entry of entries) {
+    try {
+      proxyaddr.compile(entry);
+    } catch {
+      throw new ConfigError(
+        `invalid configuration:\n  TRUSTED_PROXIES: "${entry}" is not an address, a CIDR, loopback, linklocal or uniquelocal`,
+      );
+    }
+  }
+  return entries;
 }

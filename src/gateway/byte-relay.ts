@@ -11,9 +11,10 @@ import { logmsg } from "../shared/logging/log-catalog.js";
 import type { Logger } from "../shared/logging/logger.js";
 import type { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 import { newRequestContext, REQUEST_ID_HEADER, type RequestContext } from "../shared/request-context.js";
+import type { ClientAddressOf } from "./client-address.js";
 import { inspectsMessage, type RepeatRule, relayedServices, repeatRuleOf } from "./method-policy.js";
 import { forwardedHeaders, type RelayPolicy, vouchedHeaders } from "./relay.js";
-import { clientAddressOf, type RequestGate } from "./request-gate.js";
+import type { RequestGate } from "./request-gate.js";
 import type { UpstreamAnswer } from "./upstream/answer.js";
 import type { Upstream } from "./upstream/upstream.js";
 import { upstreamProtocolError } from "./upstream/upstream-errors.js";
@@ -25,6 +26,7 @@ export interface ByteRelayDeps {
   readonly log: Logger;
   readonly upstream: Upstream;
   readonly gate: RequestGate;
+  readonly clientAddressOf: ClientAddressOf;
   readonly policy: RelayPolicy;
   readonly metrics: RpcMetrics;
   readonly maxRequestBytes: number;
@@ -146,7 +148,7 @@ function relayCall(
     let admitted: { release(): void } | undefined;
     try {
       admitted = await deps.gate(
-        { method, authorization: header("authorization"), clientAddress: clientAddressOf(req) },
+        { method, authorization: header("authorization"), clientAddress: deps.clientAddressOf(req) },
         rc,
       );
     } catch (err) {

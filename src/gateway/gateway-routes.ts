@@ -15,10 +15,11 @@ import type { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 import { openRequestContext } from "../shared/request-context.js";
 import type { Authenticate } from "./auth.js";
 import { createByteRelay } from "./byte-relay.js";
+import type { ClientAddressOf } from "./client-address.js";
 import { relayedServices } from "./method-policy.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { createRelay, type RelayPolicy } from "./relay.js";
-import { clientAddressOf, createRequestGate } from "./request-gate.js";
+import { createRequestGate } from "./request-gate.js";
 import { answerUnknownMethod } from "./unknown-method.js";
 import type { Upstream } from "./upstream/upstream.js";
 
@@ -29,8 +30,12 @@ export interface GatewayRoutesDeps {
   readonly policy: RelayPolicy;
   readonly readiness: Readiness;
   readonly metrics: RpcMetrics;
+  /** /metrics on the public port too (false when ADMIN_PORT serves them). */
+  readonly publicMetrics: boolean;
   readonly protection: ProtectionMetrics;
   readonly rateLimiter: RateLimiter;
+  /** The caller's address, through trusted proxies (TRUSTED_PROXIES). */
+  readonly clientAddressOf: ClientAddressOf;
   readonly maxInFlight: number;
   readonly maxRequestBytes: number;
   /** Aborted when the server closes: ends long-lived calls (health watches). */
@@ -61,7 +66,7 @@ export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener 
       }
       router.service(Health, createHealthService(deps.readiness, relayedServices));
     },
-    contextValues: (req) => createContextValues().set(clientAddressKey, clientAddressOf(req)),
+    contextValues: (req) => createContextValues().set(clientAddressKey, deps.clientAddressOf(req)),
     readMaxBytes: deps.maxRequestBytes,
     shutdownSignal: deps.shutdownSignal,
     // Runs before the request body is read.
@@ -87,7 +92,7 @@ export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener 
     fallback: (req, res) => {
       if (deps.webApp(req as IncomingMessage, res as unknown as ServerResponse)) return;
       if (answerUnknownMethod(req, res, deps.log)) return;
-      servePlainRoutes(req, res, deps);
+      servePlainRoutes(req, res, { readiness: deps.readiness, metrics: deps.publicMetrics ? deps.metrics : undefined });
     },
   }) as RequestListener;
   return createByteRelay({ ...deps, gate }, decodingRoutes);

@@ -23,14 +23,8 @@ export interface RequestGateDeps {
 export interface GatedCall {
   readonly method: DescMethod;
   readonly authorization: string | null;
+  /** As TRUSTED_PROXIES lets it be known (client-address.ts). */
   readonly clientAddress: string;
-}
-
-/** The caller's address, which anonymous calls are rate-limited by. */
-export function clientAddressOf(req: {
-  readonly socket?: { readonly remoteAddress?: string | undefined } | null;
-}): string {
-  return req.socket?.remoteAddress ?? "unknown";
 }
 
 /**

@@ -7,12 +7,13 @@ import type { ApiConfig } from "../config/api-config.js";
 import { createHeatmapService } from "../domain/feed/heatmap-service.js";
 import { createPostService } from "../domain/post/post-service.js";
 import { Readiness } from "../shared/health.js";
+import { startAdminServer } from "../shared/http/admin-server.js";
 import { startHttpServer } from "../shared/http/http-server.js";
 import { logmsg } from "../shared/logging/log-catalog.js";
 import { createLogger, type Logger } from "../shared/logging/logger.js";
 import { EventMetrics } from "../shared/metrics/event-metrics.js";
 import { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
-import { type RunningServer, serving } from "./running-server.js";
+import { type RunningServer, serving, tlsReloadLogger } from "./running-server.js";
 import { watchStorage } from "./storage-readiness.js";
 
 export interface ApiServerDeps {
@@ -47,17 +48,28 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
     readiness,
     faultInjection: config.faultInjection,
     metrics,
+    publicMetrics: config.admin === undefined,
     maxRequestBytes: config.limits.maxRequestBytes,
     internalAuthSecret: config.internalAuthSecret,
     shutdownSignal: shutdown.signal,
   });
-  const http = await startHttpServer({ host: config.host, port: config.port, listener, limits: config.limits });
+  const http = await startHttpServer({
+    host: config.host,
+    port: config.port,
+    listener,
+    limits: config.limits,
+    tls: config.tls,
+    onTlsReload: tlsReloadLogger(log),
+  });
+  const admin =
+    config.admin === undefined ? undefined : await startAdminServer({ ...config.admin, readiness, metrics });
   const storageWatch = watchStorage(storage, config.storageCheckIntervalMs, readiness, log);
   return serving(http, readiness, log, {
     startedFields: { storage: storage.kind },
     drainMs: config.shutdownDrainMs,
     graceMs: config.shutdownGraceMs,
     shutdown,
+    admin,
     async release() {
       storageWatch.stop();
       await bus?.close();

@@ -1,6 +1,7 @@
 import { setMaxListeners } from "node:events";
 import type { GatewayConfig } from "../config/gateway-config.js";
 import { createAuthenticator } from "../gateway/auth.js";
+import { clientAddressResolver } from "../gateway/client-address.js";
 import { withCors } from "../gateway/cors.js";
 import { createGatewayListener } from "../gateway/gateway-routes.js";
 import { withGrpcWebText } from "../gateway/grpc-web-text.js";
@@ -9,12 +10,13 @@ import type { Resolve } from "../gateway/upstream/endpoint-set.js";
 import { startUpstream } from "../gateway/upstream/upstream.js";
 import { createWebApp } from "../gateway/web-app.js";
 import { Readiness } from "../shared/health.js";
+import { startAdminServer } from "../shared/http/admin-server.js";
 import { startHttpServer } from "../shared/http/http-server.js";
 import { createLogger, type Logger } from "../shared/logging/logger.js";
 import { ProtectionMetrics } from "../shared/metrics/protection-metrics.js";
 import { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 import { UpstreamMetrics } from "../shared/metrics/upstream-metrics.js";
-import { type RunningServer, serving } from "./running-server.js";
+import { type RunningServer, serving, tlsReloadLogger } from "./running-server.js";
 
 export interface GatewayServerDeps {
   readonly log?: Logger;
@@ -41,6 +43,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
   upstream.onUsabilityChange(() => readiness.dependency(upstream.hasUsableEndpoint()));
   const protection = new ProtectionMetrics(metrics.registry);
   const rateLimiter = await createRateLimiter(config.rateLimit, log, protection);
+  const clientAddressOf = clientAddressResolver(config.trustedProxies);
   const shutdown = new AbortController();
   // Every call in flight listens on it (connect-es links it to the call's own signal).
   setMaxListeners(0, shutdown.signal);
@@ -55,24 +58,36 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
     },
     readiness,
     metrics,
+    publicMetrics: config.admin === undefined,
     protection,
     rateLimiter,
+    clientAddressOf,
     maxInFlight: config.maxInFlight,
     maxRequestBytes: config.limits.maxRequestBytes,
     shutdownSignal: shutdown.signal,
-    webApp: await createWebApp({ root: config.webRoot, devTokens: config.devTokens, jwtSecret: config.jwtSecret }),
+    webApp: await createWebApp({
+      root: config.webRoot,
+      devTokens: config.devTokens,
+      tokens: config.tokens,
+      clientAddressOf,
+    }),
   });
   const http = await startHttpServer({
     host: config.host,
     port: config.port,
     listener: withCors(withGrpcWebText(listener), config.corsAllowedOrigins),
     limits: config.limits,
+    tls: config.tls,
+    onTlsReload: tlsReloadLogger(log),
   });
+  const admin =
+    config.admin === undefined ? undefined : await startAdminServer({ ...config.admin, readiness, metrics });
   return serving(http, readiness, log, {
     startedFields: { api_url: config.upstream.urls.join(",") },
     drainMs: config.shutdownDrainMs,
     graceMs: config.shutdownGraceMs,
     shutdown,
+    admin,
     async release() {
       upstream.close();
       await rateLimiter.close();

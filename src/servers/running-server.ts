@@ -1,4 +1,5 @@
 import type { Readiness } from "../shared/health.js";
+import type { AdminServer } from "../shared/http/admin-server.js";
 import type { HttpServer } from "../shared/http/http-server.js";
 import { logmsg } from "../shared/logging/log-catalog.js";
 import type { Logger } from "../shared/logging/logger.js";
@@ -7,6 +8,10 @@ export interface RunningServer {
   readonly url: string;
   readonly port: number;
   readonly readiness: Readiness;
+  /** The admin port's base URL, when it has one (/metrics, /healthz, /readyz). */
+  readonly adminUrl: string | undefined;
+  /** Reads the TLS files again now (SIGHUP); they are also picked up when they change. */
+  reloadTls(): Promise<void>;
   /** How long it goes on serving once draining began (SHUTDOWN_DRAIN_MS). */
   readonly drainMs: number;
   /**
@@ -25,6 +30,7 @@ export interface ServingOptions {
   readonly graceMs: number;
   /** Ends long-lived calls (health watches) when the server closes. */
   readonly shutdown: AbortController;
+  readonly admin: AdminServer | undefined;
   readonly release: () => Promise<void>;
 }
 
@@ -35,7 +41,12 @@ export interface ServingOptions {
  */
 export function serving(http: HttpServer, readiness: Readiness, log: Logger, options: ServingOptions): RunningServer {
   readiness.started();
-  logmsg.ServerStarted.emit(log, { url: http.url, ...options.startedFields });
+  const adminUrl = options.admin?.url;
+  logmsg.ServerStarted.emit(log, {
+    url: http.url,
+    ...(adminUrl === undefined ? {} : { admin_url: adminUrl }),
+    ...options.startedFields,
+  });
   const drain = (): void => {
     if (readiness.draining) return;
     readiness.drain();
@@ -46,6 +57,8 @@ export function serving(http: HttpServer, readiness: Readiness, log: Logger, opt
     url: http.url,
     port: http.port,
     readiness,
+    adminUrl,
+    reloadTls: () => http.reloadTls(),
     drainMs: options.drainMs,
     drain,
     async close(graceMs = options.graceMs) {
@@ -53,7 +66,16 @@ export function serving(http: HttpServer, readiness: Readiness, log: Logger, opt
       logmsg.ServerStopping.emit(log, { url: http.url });
       options.shutdown.abort();
       await http.close(graceMs);
+      await options.admin?.close();
       await options.release();
     },
+  };
+}
+
+/** Logs how a reload of the TLS files went: SYS_005, or SYS_006 with the previous certificate kept. */
+export function tlsReloadLogger(log: Logger): (err: unknown) => void {
+  return (err) => {
+    if (err === undefined) logmsg.TlsReloaded.emit(log);
+    else logmsg.TlsReloadFailed.emit(log, { err });
   };
 }

@@ -58,16 +58,17 @@ function connectCaller(baseUrl: string, token: string): PostsCaller {
 }
 
 /**
- * grpc-js over one h2c connection, without a service config: it retries
+ * grpc-js over one h2c (or TLS) connection, without a service config: it retries
  * nothing but what gRPC retries transparently (a stream refused before it was
  * processed, as a server's GOAWAY can cause), so what it sees failing, the
  * gateway lost. Errors become ConnectErrors with gRPC's code.
  */
-function grpcCaller(baseUrl: string, token: string): PostsCaller {
-  const client = new GrpcUserPostService(
-    new URL(baseUrl).host,
-    grpc.credentials.createInsecure(),
-  ) as unknown as GrpcPosts;
+function grpcCaller(baseUrl: string, token: string, ca: string | undefined): PostsCaller {
+  // Over https, checked against `ca` (grpc-js does not see CAs added to Node's defaults).
+  const credentials = baseUrl.startsWith("https:")
+    ? grpc.credentials.createSsl(ca === undefined ? null : Buffer.from(ca))
+    : grpc.credentials.createInsecure();
+  const client = new GrpcUserPostService(new URL(baseUrl).host, credentials) as unknown as GrpcPosts;
   const call = <T>(method: string, req: unknown): Promise<T> =>
     new Promise((resolve, reject) => {
       const metadata = new grpc.Metadata();
@@ -88,18 +89,20 @@ function grpcCaller(baseUrl: string, token: string): PostsCaller {
  * Callers that each repeat Create (with a request_id), Get and Delete of their
  * own post until stopped, half with connect-es over HTTP/1.1 and half with
  * grpc-js over h2c, with no retries of their own: what they see failing, the
- * gateway lost.
+ * gateway lost. Over https, `ca` is the CA the gateway's certificate is
+ * checked against (connect-es uses Node's defaults, which trustTestCa extends).
  */
 export function startLoad(
   baseUrl: string,
   tokens: readonly string[],
+  options: { readonly ca?: string } = {},
 ): { stop(): Promise<LoadResult>; readonly calls: () => number } {
   let running = true;
   let calls = 0;
   const failures: FailedCall[] = [];
   const created = new Map<string, string>();
   const callers = tokens.map(async (token, i) => {
-    const client = i % 2 === 0 ? connectCaller(baseUrl, token) : grpcCaller(baseUrl, token);
+    const client = i % 2 === 0 ? connectCaller(baseUrl, token) : grpcCaller(baseUrl, token, options.ca);
     const call = async <T>(method: string, work: () => Promise<T>): Promise<T | undefined> => {
       calls++;
       try {

@@ -1,3 +1,4 @@
+import * as tls from "node:tls";
 import {
   create,
   type DescMessage,
@@ -166,6 +167,15 @@ const grpcPackages = protoLoader.loadSync(
 );
 const grpcRoot = grpc.loadPackageDefinition(grpcPackages);
 
+/** A test CA https base URLs are checked against, by grpc-js here and by fetch through Node's default CAs. */
+let testCa: Buffer | null = null;
+
+/** Trusts a test CA in every client callWire uses, for https base URLs. */
+export function trustTestCa(pem: string): void {
+  tls.setDefaultCACertificates([...tls.getCACertificates("default"), pem]);
+  testCa = Buffer.from(pem);
+}
+
 type GrpcServiceClient = grpc.Client & Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>;
 const grpcClients = new Map<string, GrpcServiceClient>();
 
@@ -176,7 +186,10 @@ function grpcClient(baseUrl: string, serviceTypeName: string): GrpcServiceClient
     let ctor: unknown = grpcRoot;
     for (const part of serviceTypeName.split(".")) ctor = (ctor as Record<string, unknown>)[part];
     const Ctor = ctor as grpc.ServiceClientConstructor;
-    client = new Ctor(new URL(baseUrl).host, grpc.credentials.createInsecure()) as unknown as GrpcServiceClient;
+    const credentials = baseUrl.startsWith("https:")
+      ? grpc.credentials.createSsl(testCa)
+      : grpc.credentials.createInsecure();
+    client = new Ctor(new URL(baseUrl).host, credentials) as unknown as GrpcServiceClient;
     grpcClients.set(key, client);
   }
   return client;

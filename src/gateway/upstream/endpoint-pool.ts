@@ -1,6 +1,8 @@
+import { readFile } from "node:fs/promises";
 import * as http from "node:http";
 import type * as http2 from "node:http2";
 import * as https from "node:https";
+import type * as tls from "node:tls";
 import type { DescMessage, DescMethodUnary, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -35,6 +37,26 @@ export interface PoolConfig {
    * it was queued.
    */
   readonly maxConnections: number;
+  /** For an https API_URL: the CA to check the API servers against, and the gateway's client certificate. */
+  readonly tls?: UpstreamTlsFiles;
+}
+
+/** API_CA_FILE, GATEWAY_CLIENT_CERT_FILE and GATEWAY_CLIENT_KEY_FILE. */
+export interface UpstreamTlsFiles {
+  readonly caFile?: string | undefined;
+  readonly certFile?: string | undefined;
+  readonly keyFile?: string | undefined;
+}
+
+/** Reads the upstream's TLS files once, for every endpoint's pool. */
+export async function readUpstreamTls(files: UpstreamTlsFiles | undefined): Promise<tls.ConnectionOptions> {
+  const read = (path: string | undefined) => (path === undefined ? undefined : readFile(path));
+  const [ca, cert, key] = await Promise.all([read(files?.caFile), read(files?.certFile), read(files?.keyFile)]);
+  return {
+    ...(ca === undefined ? {} : { ca }),
+    ...(cert === undefined ? {} : { cert }),
+    ...(key === undefined ? {} : { key }),
+  };
 }
 
 export interface PoolCallOptions {
@@ -74,16 +96,25 @@ export interface EndpointPool {
   close(): void;
 }
 
-export function createEndpointPool(baseUrl: string, config: PoolConfig): EndpointPool {
+/**
+ * `tlsOptions`: CA and client certificate for https, and `servername`, the
+ * host name the endpoint's certificate is for (its URL names it by address).
+ */
+export function createEndpointPool(
+  baseUrl: string,
+  config: PoolConfig,
+  tlsOptions: tls.ConnectionOptions = {},
+): EndpointPool {
   // One session manager for the decoded calls, gRPC relays and health: one
   // connection, re-opened when it fails.
-  const sessionManager = new Http2SessionManager(baseUrl);
+  const sessionManager = new Http2SessionManager(baseUrl, undefined, tlsOptions);
   const options = { baseUrl, httpVersion: "2" as const, sessionManager };
   // Relayed HTTP/1.1 calls: kept-alive connections, one call at a time each,
   // at most maxConnections; a call waiting for one is still ended by its
   // deadline. The agent's timeout closes idle connections only.
   const http1 = baseUrl.startsWith("https:") ? https : http;
   const agent = new http1.Agent({
+    ...tlsOptions,
     keepAlive: true,
     maxSockets: config.maxConnections,
     timeout: Math.max(1, Math.floor(config.idleTimeoutMs / 2)),

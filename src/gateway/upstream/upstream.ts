@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { errorCatalog } from "../../shared/errors/catalog.js";
 import { publicError, reasonOf } from "../../shared/errors/public-error.js";
@@ -8,7 +9,7 @@ import type { UpstreamMetrics } from "../../shared/metrics/upstream-metrics.js";
 import type { RequestContext } from "../../shared/request-context.js";
 import { pickLeastRequest } from "./balancer.js";
 import { Endpoint } from "./endpoint.js";
-import { createEndpointPool, type PoolConfig } from "./endpoint-pool.js";
+import { createEndpointPool, type PoolConfig, readUpstreamTls } from "./endpoint-pool.js";
 import { type Resolve, resolveAll, watchEndpointSet } from "./endpoint-set.js";
 import { checkHealth, watchHealth } from "./health-watcher.js";
 import { type OutlierConfig, OutlierDetector } from "./outlier-detector.js";
@@ -122,13 +123,15 @@ export async function startUpstream(
     },
   });
   const budget = new RetryBudget(config.retryBudgetPercent);
+  const tlsOptions = await readUpstreamTls(config.pool.tls);
 
   const set = await watchEndpointSet(
     config.urls,
     config.resolveIntervalMs,
     {
       added(url) {
-        const endpoint = new Endpoint(url, createEndpointPool(url.origin, config.pool));
+        const pool = createEndpointPool(url.origin, config.pool, { ...tlsOptions, ...serverNameOf(url) });
+        const endpoint = new Endpoint(url, pool);
         endpoints.push(endpoint);
         logmsg.EndpointAdded.emit(log, { endpoint: endpoint.address });
         if (config.healthIntervalMs > 0) {
@@ -252,4 +255,14 @@ export async function startUpstream(
       for (const endpoint of endpoints) endpoint.pool.close();
     },
   };
+}
+
+/**
+ * An endpoint's certificate is for the host name API_URL gave (sent as SNI
+ * and checked), not for the address it resolved to; an address given as such
+ * is checked against the certificate's IP names, and never sent as SNI.
+ */
+function serverNameOf(url: URL): { servername?: string } {
+  const hostname = new URL(url.searchParams.get("from") ?? url.origin).hostname;
+  return isIP(hostname.replace(/^\[|\]$/g, "")) === 0 ? { servername: hostname } : {};
 }

@@ -2,11 +2,13 @@ import type * as http from "node:http";
 import * as http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import type * as tls from "node:tls";
 import { REQUEST_ID_HEADER } from "../request-context.js";
 import { DualProtocolServer, type RequestListener } from "./dual-protocol-server.js";
 import { closeUnreadRequests } from "./early-answer.js";
 import { fixGrpcResponse } from "./grpc-response.js";
 import { tagRequestId } from "./request-id.js";
+import { readTlsFiles, type TlsFiles, watchTlsFiles } from "./tls-files.js";
 
 export interface HttpLimits {
   /** Time allowed for a connection's first bytes and for a request's headers (slowloris). */
@@ -28,12 +30,21 @@ export interface HttpServerOptions {
   readonly port: number;
   readonly listener: RequestListener;
   readonly limits: HttpLimits;
+  /** HTTPS (ALPN h2 and http/1.1) with these files, picked up again when they change; cleartext when absent. */
+  readonly tls?: TlsFiles | undefined;
+  /** Told how a reload of the TLS files went. */
+  readonly onTlsReload?: (err: unknown) => void;
 }
 
 export interface HttpServer {
   readonly port: number;
-  /** Base URL, e.g. http://127.0.0.1:8080. */
+  /** Base URL, e.g. http://127.0.0.1:8080 (https with TLS). */
   readonly url: string;
+  /**
+   * Reads the TLS files again: new connections get the renewed certificate,
+   * those already open keep theirs. Nothing without TLS.
+   */
+  reloadTls(): Promise<void>;
   /** Connections open now. */
   connectionCount(): number;
   /**
@@ -134,8 +145,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     fixGrpcResponse(req.headers["content-type"], res);
     options.listener(req, res);
   };
+  const tlsFiles = options.tls;
   const server = new DualProtocolServer(listener, {
     firstBytesTimeoutMs: limits.headersTimeoutMs,
+    ...(tlsFiles === undefined
+      ? {}
+      : { tls: { ...(await readTlsFiles(tlsFiles)), requestCert: tlsFiles.clientCaFile !== undefined } }),
     http1: {
       headersTimeout: limits.headersTimeoutMs,
       requestTimeout: limits.requestTimeoutMs,
@@ -179,10 +194,22 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     });
   });
   const { port } = server.tcp.address() as AddressInfo;
+  const reloadTls = async (): Promise<void> => {
+    if (tlsFiles === undefined) return;
+    try {
+      (server.tcp as tls.Server).setSecureContext(await readTlsFiles(tlsFiles));
+      options.onTlsReload?.(undefined);
+    } catch (err) {
+      // A file half-written by its renewal: the certificate in use stays, and the next change is tried again.
+      options.onTlsReload?.(err);
+    }
+  };
+  const stopWatching = tlsFiles === undefined ? () => {} : watchTlsFiles(tlsFiles, () => void reloadTls());
 
   return {
     port,
-    url: `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`,
+    url: `${tlsFiles === undefined ? "http" : "https"}://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`,
+    reloadTls,
     connectionCount: () => sockets.size,
     drain() {
       closing = true;
@@ -191,6 +218,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     async close(graceMs) {
       closing = true;
       stopping = true;
+      stopWatching();
       const stopped = new Promise<void>((resolve) => server.tcp.close(() => resolve()));
       // Sessions that came while draining are asked to leave too, and each
       // closes once its client has seen that.

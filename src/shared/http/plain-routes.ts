@@ -8,7 +8,8 @@ type NodeServerResponse = Parameters<Fallback>[1];
 
 export interface PlainRoutes {
   readonly readiness: Readiness;
-  readonly metrics: RpcMetrics;
+  /** Served at /metrics; absent where the admin port serves them instead. */
+  readonly metrics: RpcMetrics | undefined;
 }
 
 /**
@@ -18,7 +19,7 @@ export interface PlainRoutes {
  * - GET /readyz: readiness, 200 while it should get new work, 503 before
  *   start-up finishes, once draining begins, and while what it depends on is
  *   down (send work elsewhere);
- * - GET /metrics: Prometheus text.
+ * - GET /metrics: Prometheus text (unless an admin port has them).
  * Anything else is 404.
  */
 export function servePlainRoutes(req: NodeServerRequest, res: NodeServerResponse, routes: PlainRoutes): void {
@@ -30,10 +31,11 @@ export function servePlainRoutes(req: NodeServerRequest, res: NodeServerResponse
     res.end(req.method === "HEAD" ? "" : JSON.stringify({ status: ok ? "SERVING" : "NOT_SERVING" }));
     return;
   }
-  if (path === "/metrics" && isGet) {
-    routes.metrics.registry.metrics().then(
+  const metrics = routes.metrics;
+  if (path === "/metrics" && isGet && metrics !== undefined) {
+    metrics.registry.metrics().then(
       (text) => {
-        res.writeHead(200, { "content-type": routes.metrics.registry.contentType, "cache-control": "no-store" });
+        res.writeHead(200, { "content-type": metrics.registry.contentType, "cache-control": "no-store" });
         res.end(req.method === "HEAD" ? "" : text);
       },
       () => {

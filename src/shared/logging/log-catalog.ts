@@ -101,6 +101,13 @@ export const logmsg = {
   ServerDraining: new LogMessage("SYS_004", "info", "Server draining: not ready, still serving", "process"),
   StorageDown: new LogMessage("API_001", "error", "Storage unreachable; not serving", "adapter"),
   StorageUp: new LogMessage("API_002", "info", "Storage reachable again; serving", "adapter"),
+  TlsReloaded: new LogMessage("SYS_005", "info", "TLS certificate reloaded", "process"),
+  TlsReloadFailed: new LogMessage(
+    "SYS_006",
+    "error",
+    "TLS certificate reload failed; the previous one stays in use",
+    "process",
+  ),
 } as const;
 
 export type LogId = (typeof logmsg)[keyof typeof logmsg]["id"];
