@@ -16,7 +16,8 @@ import { detailOf } from "./helpers/details.js";
 import { startFakeUpstream } from "./helpers/fake-upstream.js";
 import type { LogCapture } from "./helpers/log-capture.js";
 import { freePort } from "./helpers/process.js";
-import { type System, startGatewayFor, startSystem } from "./helpers/system.js";
+import { type StreamEnd, watchHeatmap } from "./helpers/stream-clients.js";
+import { type System, startApi, startGatewayFor, startSystem } from "./helpers/system.js";
 import { callWire, closeGrpcClients, type Outcome } from "./helpers/wire-clients.js";
 
 // What docs/errors.md, docs/log-ids.md and the README say, checked against real
@@ -342,7 +343,52 @@ const scenarios: Record<string, () => Promise<Occurrence>> = {
     return { outcome: await asOutcome(res), requestId, raisedBy: "gateway", logs: system.gatewayLogs };
   },
   INTERNAL: async () => viaGateway(await call(system.gateway.url, UserPostService.method.get, { id: BROKEN }), "api"),
+  TOO_MANY_STREAMS: async () => {
+    const { gateway, logs } = await gatewayTo(system.api.url, {
+      streamLimits: { maxStreams: 100, maxStreamsPerCaller: 1 },
+    });
+    const first = watchHeatmap("connect-web", gateway.url, { h3Res: 2 });
+    await first.message((m) => m.snapshot);
+    const refused = await watchEnd(gateway.url);
+    first.close();
+    return { ...refused, raisedBy: "gateway", logs };
+  },
+  STREAM_DURATION_REACHED: async () => {
+    const { gateway, logs } = await gatewayTo(system.api.url, { maxStreamDurationMs: 200 });
+    return { ...(await watchEnd(gateway.url)), raisedBy: "gateway", logs };
+  },
+  STREAM_DRAINED: async () => {
+    // An API server of its own, drained while a watch through the gateway is open.
+    const { api, logs, cleanup } = await startApi();
+    cleanups.push(async () => {
+      await api.close(0);
+      await cleanup();
+    });
+    const { gateway } = await gatewayTo(api.url);
+    const requestId = `docs-${crypto.randomUUID()}`;
+    const watch = watchHeatmap("connect-web", gateway.url, { h3Res: 2 }, { headers: { "x-request-id": requestId } });
+    await watch.message((m) => m.snapshot);
+    api.drain();
+    return { outcome: streamOutcome(await watch.ended, requestId), requestId, raisedBy: "api", logs };
+  },
 };
+
+/**
+ * A stream's error as an Outcome. Its HTTP status is none of the row's: a
+ * stream's errors travel in its end (Connect's end-of-stream message, gRPC's
+ * trailers) of a 200 response.
+ */
+function streamOutcome(end: StreamEnd, requestId: string): Outcome {
+  if (end.ok) throw new Error("the stream ended without an error");
+  return { ...end, httpStatus: undefined, requestId, headerText: "" };
+}
+
+/** How a WatchHeatmap through `gatewayUrl` ends (it must end by itself). */
+async function watchEnd(gatewayUrl: string): Promise<{ outcome: Outcome; requestId: string }> {
+  const requestId = `docs-${crypto.randomUUID()}`;
+  const watch = watchHeatmap("connect-web", gatewayUrl, { h3Res: 2 }, { headers: { "x-request-id": requestId } });
+  return { outcome: streamOutcome(await watch.ended, requestId), requestId };
+}
 
 /** Documented reasons no test can receive as an answer, and why. */
 const unreachable: Record<string, string> = {
@@ -412,7 +458,8 @@ describe("docs/errors.md, against real answers", () => {
       const info = detailOf(outcome.details, ErrorInfoSchema);
       expect(info?.reason, reason).toBe(reason);
       const requested = reason === "FAULT_INJECTED";
-      expect({ reason, code: outcome.code, http: String(outcome.httpStatus) }).toEqual({
+      const stream = outcome.httpStatus === undefined; // see streamOutcome
+      expect({ reason, code: outcome.code, http: stream ? row.http : String(outcome.httpStatus) }).toEqual({
         reason,
         code: requested ? outcome.code : row.code,
         http: requested ? String(outcome.httpStatus) : row.http,

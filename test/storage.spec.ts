@@ -3,57 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cellToParent, getResolution, gridDisk, latLngToCell } from "h3-js";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { openStorage, type Storage } from "../src/adapters/storage/open-storage.js";
 import { is } from "../src/domain/errors.js";
-import { createHeatmapService, type HeatmapService } from "../src/domain/feed/heatmap-service.js";
 import { ErrRequestIdReused } from "../src/domain/post/post-errors.js";
-import { createPostService, type PostService } from "../src/domain/post/post-service.js";
-import { freshPostgresSchema } from "./helpers/postgres.js";
-
-interface Fixture {
-  storage: Storage;
-  posts: PostService;
-  heatmap: HeatmapService;
-  close(): Promise<void>;
-}
-
-async function pgliteFixture(dataDir?: string): Promise<Fixture> {
-  const dir = dataDir ?? (await mkdtemp(join(tmpdir(), "bazbii-storage-")));
-  if (dataDir === undefined) await cp(inject("pgliteTemplate"), join(dir, "pglite"), { recursive: true });
-  const storage = await openStorage({
-    databaseUrl: undefined,
-    dataDir: dir,
-    maxConnections: 1,
-    connectTimeoutMs: 1000,
-  });
-  return fixture(storage, async () => {
-    await storage.close();
-    if (dataDir === undefined) await rm(dir, { recursive: true, force: true });
-  });
-}
-
-async function postgresFixture(): Promise<Fixture> {
-  const schema = await freshPostgresSchema();
-  const storage = await openStorage({
-    databaseUrl: schema.url,
-    dataDir: "unused",
-    maxConnections: 8,
-    connectTimeoutMs: 2000,
-  });
-  return fixture(storage, async () => {
-    await storage.close();
-    await schema.drop();
-  });
-}
-
-function fixture(storage: Storage, close: () => Promise<void>): Fixture {
-  return {
-    storage,
-    posts: createPostService({ posts: storage.posts, events: { publish() {} } }),
-    heatmap: createHeatmapService(storage.heatmap),
-    close,
-  };
-}
+import { type Fixture, pgliteFixture, postgresFixture } from "./helpers/storage-fixtures.js";
 
 /** Deterministic pseudo-random numbers, so a failure can be replayed. */
 function seededRandom(seed: number): () => number {

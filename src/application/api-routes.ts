@@ -44,7 +44,7 @@ export function createApiListener(deps: ApiRoutesDeps): RequestListener {
   return connectNodeAdapter({
     routes(router: ConnectRouter) {
       router.service(UserPostService, createUserPostHandler(deps.posts));
-      router.service(HeatmapService, createHeatmapHandler(deps.heatmap));
+      router.service(HeatmapService, createHeatmapHandler(deps.heatmap, deps.readiness.drainSignal));
       router.service(Health, createHealthService(deps.readiness, apiServices));
     },
     readMaxBytes: deps.maxRequestBytes,

@@ -7,6 +7,7 @@ import type { ErrorSpec } from "../shared/errors/error-spec.js";
 import { logMessageFor, publicError, reasonOf } from "../shared/errors/public-error.js";
 import { type LogMessage, logmsg } from "../shared/logging/log-catalog.js";
 import { type RequestContext, requestContextOf } from "../shared/request-context.js";
+import { whenEnded } from "../shared/stream-end.js";
 import { domainErrorMapping } from "./domain-error-mapping.js";
 import { recordingEvents } from "./event-recorder.js";
 
@@ -24,13 +25,18 @@ const failureEventLogIds: Readonly<Record<string, LogMessage>> = {
 export function createErrorBoundary(): Interceptor {
   return (next) => async (req) => {
     const events: DomainEvent[] = [];
-    try {
-      return await recordingEvents({ events, request: requestContextOf(req.contextValues) }, () => next(req));
-    } catch (thrown) {
-      const rc = requestContextOf(req.contextValues);
+    const rc = requestContextOf(req.contextValues);
+    const fail = (thrown: unknown): ConnectError => {
       const err = toPublicError(thrown, rc, req.signal);
       logFailure(rc, err, events);
-      throw err;
+      return err;
+    };
+    try {
+      const res = await recordingEvents({ events, request: rc }, () => next(req));
+      // A stream's error comes while it is read, after this returned.
+      return whenEnded(res, { ended() {}, mapError: fail });
+    } catch (thrown) {
+      throw fail(thrown);
     }
   };
 }

@@ -1,5 +1,5 @@
 import { num, port, str, url } from "envalid";
-import type { NatsConfig } from "../adapters/events/nats-event-publisher.js";
+import type { NatsConfig } from "../adapters/events/nats-event-bus.js";
 import type { StorageConfig } from "../adapters/storage/open-storage.js";
 import type { HttpLimits } from "../shared/http/http-server.js";
 import type { TlsFiles } from "../shared/http/tls-files.js";

@@ -2,6 +2,7 @@ import { bool, makeValidator, num, port, str, url } from "envalid";
 import proxyaddr from "proxy-addr";
 import type { TokenConfig } from "../gateway/auth.js";
 import type { RateLimitConfig } from "../gateway/rate-limit.js";
+import type { StreamLimits } from "../gateway/request-gate.js";
 import type { PoolConfig, UpstreamProtocol } from "../gateway/upstream/endpoint-pool.js";
 import type { UpstreamConfig } from "../gateway/upstream/upstream.js";
 import type { HttpLimits } from "../shared/http/http-server.js";
@@ -47,6 +48,10 @@ export interface GatewayConfig {
   readonly trustedProxies: readonly string[];
   readonly rateLimit: RateLimitConfig;
   readonly maxInFlight: number;
+  /** MAX_STREAMS and MAX_STREAMS_PER_CALLER. */
+  readonly streamLimits: StreamLimits;
+  /** MAX_STREAM_DURATION_MS. */
+  readonly maxStreamDurationMs: number;
   readonly corsAllowedOrigins: readonly string[];
   readonly webRoot: string;
   /** Who gets development tokens at POST /dev/token: nobody, loopback peers only, or anyone (DEV_TOKENS=true). */
@@ -159,7 +164,22 @@ export const gatewayEnv = {
   RATE_LIMIT_WINDOW_SECONDS: num({ default: 60, desc: "length of a rate-limit window" }),
   RATE_LIMIT_READS: num({ default: 600, desc: "calls per window and caller to NO_SIDE_EFFECTS methods" }),
   RATE_LIMIT_WRITES: num({ default: 120, desc: "calls per window and caller to other methods" }),
-  MAX_IN_FLIGHT: num({ default: 1_000, desc: "calls in flight at once; more are shed with unavailable + RetryInfo" }),
+  MAX_IN_FLIGHT: num({
+    default: 1_000,
+    desc: "unary calls in flight at once; more are shed with unavailable + RetryInfo",
+  }),
+  MAX_STREAMS: num({
+    default: 10_000,
+    desc: "server streams open at once, counted apart from unary calls; more are refused with resource_exhausted + RetryInfo",
+  }),
+  MAX_STREAMS_PER_CALLER: num({
+    default: 20,
+    desc: "server streams open at once per actor (per client address for anonymous callers); more are refused with resource_exhausted + RetryInfo",
+  }),
+  MAX_STREAM_DURATION_MS: num({
+    default: 1_800_000,
+    desc: "a server stream open this long is ended with unavailable (STREAM_DURATION_REACHED) and RetryInfo; the client library watches again",
+  }),
   WEB_ROOT: str({ default: "dist/web", desc: "directory of the built browser page served at /" }),
   DEV_TOKENS: bool({
     default: undefined,
@@ -266,6 +286,8 @@ export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): G
       redisKeyPrefix: env.RATE_LIMIT_REDIS_PREFIX,
     },
     maxInFlight: env.MAX_IN_FLIGHT,
+    streamLimits: { maxStreams: env.MAX_STREAMS, maxStreamsPerCaller: env.MAX_STREAMS_PER_CALLER },
+    maxStreamDurationMs: env.MAX_STREAM_DURATION_MS,
     corsAllowedOrigins: env.CORS_ALLOWED_ORIGINS.split(",")
       .map((o) => o.trim())
       .filter((o) => o !== ""),

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { DescMessage, DescMethodUnary } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethodServerStreaming, DescMethodUnary } from "@bufbuild/protobuf";
 import { type ConnectError, type ConnectRouter, createContextKey, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { checkConnectGet, detailProtocolErrors } from "../shared/errors/protocol-errors.js";
@@ -19,7 +19,8 @@ import type { ClientAddressOf } from "./client-address.js";
 import { relayedServices } from "./method-policy.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { createRelay, type RelayPolicy } from "./relay.js";
-import { createRequestGate } from "./request-gate.js";
+import { createRequestGate, type StreamLimits } from "./request-gate.js";
+import { createStreamRelay, type StreamPolicy } from "./stream-relay.js";
 import { answerUnknownMethod } from "./unknown-method.js";
 import type { Upstream } from "./upstream/upstream.js";
 
@@ -37,6 +38,8 @@ export interface GatewayRoutesDeps {
   /** The caller's address, through trusted proxies (TRUSTED_PROXIES). */
   readonly clientAddressOf: ClientAddressOf;
   readonly maxInFlight: number;
+  readonly streamLimits: StreamLimits;
+  readonly streamPolicy: StreamPolicy;
   readonly maxRequestBytes: number;
   /** Aborted when the server closes: ends long-lived calls (health watches). */
   readonly shutdownSignal: AbortSignal;
@@ -59,9 +62,13 @@ export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener 
     routes(router: ConnectRouter) {
       for (const service of relayedServices) {
         for (const method of service.methods) {
-          if (method.methodKind !== "unary") continue;
-          const unary = method as DescMethodUnary<DescMessage, DescMessage>;
-          router.rpc(unary, createRelay(unary, deps.upstream, deps.policy));
+          if (method.methodKind === "unary") {
+            const unary = method as DescMethodUnary<DescMessage, DescMessage>;
+            router.rpc(unary, createRelay(unary, deps.upstream, deps.policy));
+          } else if (method.methodKind === "server_streaming") {
+            const stream = method as DescMethodServerStreaming<DescMessage, DescMessage>;
+            router.rpc(stream, createStreamRelay(stream, deps.upstream, deps.policy, deps.streamPolicy));
+          }
         }
       }
       router.service(Health, createHealthService(deps.readiness, relayedServices));

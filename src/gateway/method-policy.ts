@@ -21,7 +21,7 @@ export function needsToken(method: DescMethod): boolean {
  * the byte relay passes every other call on without decoding it.
  */
 export function inspectsMessage(method: DescMethod): boolean {
-  return method === HeatmapService.method.getHeatmap;
+  return method === HeatmapService.method.getHeatmap || method === HeatmapService.method.watchHeatmap;
 }
 
 /**
@@ -29,7 +29,7 @@ export function inspectsMessage(method: DescMethod): boolean {
  * the API server would give, so a bad request costs no upstream round trip.
  */
 export function validateBeforeUpstream(method: DescMethod, message: unknown, rc: RequestContext): void {
-  if (method === HeatmapService.method.getHeatmap) {
+  if (method === HeatmapService.method.getHeatmap || method === HeatmapService.method.watchHeatmap) {
     const { h3Res, within } = message as { h3Res: number; within: string };
     // With `within` set too, the API server, which knows the area rule, answers
     // with every violation of the request in one error.

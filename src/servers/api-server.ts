@@ -1,5 +1,6 @@
 import { setMaxListeners } from "node:events";
-import { openNatsEventPublisher } from "../adapters/events/nats-event-publisher.js";
+import { createInProcessEventBus } from "../adapters/events/in-process-event-bus.js";
+import { openNatsEventBus } from "../adapters/events/nats-event-bus.js";
 import { openStorage, type Storage } from "../adapters/storage/open-storage.js";
 import { createApiListener } from "../application/api-routes.js";
 import { createEventPublisher, currentRequestLog } from "../application/event-recorder.js";
@@ -13,6 +14,7 @@ import { logmsg } from "../shared/logging/log-catalog.js";
 import { createLogger, type Logger } from "../shared/logging/logger.js";
 import { EventMetrics } from "../shared/metrics/event-metrics.js";
 import { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
+import { registerWatchMetrics } from "../shared/metrics/watch-metrics.js";
 import { type RunningServer, serving, tlsReloadLogger } from "./running-server.js";
 import { watchStorage } from "./storage-readiness.js";
 
@@ -31,20 +33,24 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
   const readiness = new Readiness();
   const metrics = deps.metrics ?? new RpcMetrics("api");
   const eventMetrics = new EventMetrics(metrics.registry);
-  const bus =
+  // Domain events: between replicas through NATS when configured, within this process otherwise.
+  const nats =
     config.nats === undefined
       ? undefined
-      : await openNatsEventPublisher(config.nats, (event, err) => {
+      : await openNatsEventBus(config.nats, (event, err) => {
           eventMetrics.publishFailed(event.name);
           logmsg.EventPublishFailed.emit(currentRequestLog() ?? log, { event: event.name, err });
         });
+  const bus = nats ?? createInProcessEventBus();
+  const heatmap = createHeatmapService(storage.heatmap, bus);
+  registerWatchMetrics(metrics.registry, heatmap.openWatches);
   const shutdown = new AbortController();
   // Every call in flight listens on it (connect-es links it to the call's own signal).
   setMaxListeners(0, shutdown.signal);
   const listener = createApiListener({
     log,
     posts: createPostService({ posts: storage.posts, events: createEventPublisher(bus) }),
-    heatmap: createHeatmapService(storage.heatmap),
+    heatmap,
     readiness,
     faultInjection: config.faultInjection,
     metrics,
@@ -72,7 +78,7 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
     admin,
     async release() {
       storageWatch.stop();
-      await bus?.close();
+      await nats?.close();
       await storage.close();
     },
   });

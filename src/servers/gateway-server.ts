@@ -63,6 +63,8 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
     rateLimiter,
     clientAddressOf,
     maxInFlight: config.maxInFlight,
+    streamLimits: config.streamLimits,
+    streamPolicy: { maxDurationMs: config.maxStreamDurationMs, drainSignal: readiness.drainSignal },
     maxRequestBytes: config.limits.maxRequestBytes,
     shutdownSignal: shutdown.signal,
     webApp: await createWebApp({

@@ -26,6 +26,8 @@ export const FAULT_HEADERS = {
    * call), or `gateway-response` (after it: the work is done, the answer is lost).
    */
   at: "x-bazbii-fault-at",
+  /** For a server stream: fail only after this many messages were sent (an error mid-stream). */
+  abortAfterMessages: "x-bazbii-fault-abort-after-messages",
 } as const;
 
 export const FAULT_HEADER_NAMES: readonly string[] = Object.values(FAULT_HEADERS);
@@ -87,7 +89,27 @@ export async function applyFault(
 /** The API server's fault injection, inside the error boundary so faults are logged like real failures. */
 export function createFaultInterceptor(): Interceptor {
   return (next) => async (req) => {
-    await applyFault(req.header, "api", requestContextOf(req.contextValues), req.signal);
-    return next(req);
+    const rc = requestContextOf(req.contextValues);
+    const afterMessages = integerHeader(req.header, FAULT_HEADERS.abortAfterMessages, 1000, rc);
+    if (afterMessages === undefined) {
+      await applyFault(req.header, "api", rc, req.signal);
+      return next(req);
+    }
+    const res = await next(req);
+    if (!res.stream) {
+      await applyFault(req.header, "api", rc, req.signal);
+      return res;
+    }
+    const messages = res.message as AsyncIterable<unknown>;
+    async function* failingMidStream(): AsyncGenerator<unknown> {
+      let sent = 0;
+      if (afterMessages === 0) await applyFault(req.header, "api", rc, req.signal);
+      for await (const message of messages) {
+        yield message;
+        // Once that many were taken: the next one is not waited for.
+        if (++sent === afterMessages) await applyFault(req.header, "api", rc, req.signal);
+      }
+    }
+    return { ...res, message: failingMidStream() } as typeof res;
   };
 }

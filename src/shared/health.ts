@@ -1,4 +1,4 @@
-import { EventEmitter, on } from "node:events";
+import { EventEmitter, on, setMaxListeners } from "node:events";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../gen/health/v1/health_pb.js";
@@ -15,6 +15,17 @@ export class Readiness extends EventEmitter<{ change: [boolean] }> {
   #started = false;
   #draining = false;
   #dependencyUp = true;
+  readonly #drained = new AbortController();
+
+  constructor() {
+    super();
+    setMaxListeners(0, this.#drained.signal); // every open stream listens
+  }
+
+  /** Aborted when draining begins: long-lived streams end then, so their clients move elsewhere. */
+  get drainSignal(): AbortSignal {
+    return this.#drained.signal;
+  }
 
   get ready(): boolean {
     return this.#started && !this.#draining && this.#dependencyUp;
@@ -35,6 +46,7 @@ export class Readiness extends EventEmitter<{ change: [boolean] }> {
     this.#update(() => {
       this.#draining = true;
     });
+    this.#drained.abort();
   }
 
   /** Whether what the process depends on answers now. */

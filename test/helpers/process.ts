@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { readFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 
@@ -41,10 +42,15 @@ export interface RunningProcess {
   exited(): Promise<number | null>;
 }
 
-/** Runs one of the built entry points (dist/cmd/*.js) with Node 24 and the given environment. */
-export function runEntryPoint(script: string, env: Record<string, string>, args: string[] = []): RunningProcess {
+/** Runs one of the built entry points (dist/cmd/*.js) with Node 24, the given environment, and Node flags if any. */
+export function runEntryPoint(
+  script: string,
+  env: Record<string, string>,
+  args: string[] = [],
+  nodeFlags: string[] = [],
+): RunningProcess {
   return watch(
-    spawn(process.execPath, [`dist/cmd/${script}.js`, ...args], {
+    spawn(process.execPath, [...nodeFlags, `dist/cmd/${script}.js`, ...args], {
       env: { PATH: process.env.PATH ?? "", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     }),
@@ -102,4 +108,10 @@ function watch(child: ChildProcess): RunningProcess {
     },
     exited: () => exit,
   };
+}
+
+/** The Node flags an npm script runs a server with (package.json's config), as `npm run start:*` passes them. */
+export async function npmScriptNodeFlags(server: "api" | "gateway"): Promise<string[]> {
+  const pkg = JSON.parse(await readFile("package.json", "utf8")) as { config: Record<string, string> };
+  return (pkg.config[`${server}_node_flags`] as string).split(" ");
 }

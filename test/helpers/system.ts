@@ -26,6 +26,8 @@ export type GatewayOverrides = Omit<Partial<GatewayConfig>, "upstream"> & {
 
 export interface SystemOptions {
   readonly database?: Database;
+  /** A PostgreSQL URL to use as it is (API servers sharing one schema), instead of a fresh schema. */
+  readonly databaseUrl?: string;
   /** Wraps the real storage, e.g. to make one call fail the way a broken database would. */
   readonly wrapStorage?: (storage: Storage) => Storage;
   readonly gateway?: GatewayOverrides;
@@ -46,16 +48,18 @@ export interface System {
 }
 
 export async function startApi(
-  options: Pick<SystemOptions, "database" | "wrapStorage" | "api"> = {},
+  options: Pick<SystemOptions, "database" | "databaseUrl" | "wrapStorage" | "api"> = {},
   logs = new LogCapture("api"),
 ): Promise<{ api: RunningServer; logs: LogCapture; cleanup(): Promise<void> }> {
   const dataDir = await mkdtemp(join(tmpdir(), "bazbii-test-"));
   await cp(inject("pgliteTemplate"), join(dataDir, "pglite"), { recursive: true });
-  const pgSchema = options.database === "postgres" ? await freshPostgresSchema() : undefined;
+  const pgSchema =
+    options.database === "postgres" && options.databaseUrl === undefined ? await freshPostgresSchema() : undefined;
+  const databaseUrl = options.databaseUrl ?? pgSchema?.url;
   const base = apiConfigFromEnv({
     NODE_ENV: "test",
     DATA_DIR: dataDir,
-    ...(pgSchema ? { DATABASE_URL: pgSchema.url } : {}),
+    ...(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }),
   });
   const config: ApiConfig = { ...base, port: 0, shutdownGraceMs: 1000, shutdownDrainMs: 0, ...options.api };
   const storage = await openStorage(config.storage);

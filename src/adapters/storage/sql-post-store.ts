@@ -102,5 +102,19 @@ export function createSqlPostStore(db: SqlClient): PostRepository & HeatmapReade
         );
         return rows.map((r): CellCount => ({ cell: r.cell as H3Cell, count: r.n }));
       }),
+
+    countCells: (resolution: H3Resolution, cells: readonly H3Cell[]) =>
+      guarded(async () => {
+        const { rows } = await db.query<{ cell: string; n: number }>(
+          `SELECT ancestors[$1::int + 1] AS cell, count(*)::int AS n
+             FROM posts
+            WHERE delete_time IS NULL
+              AND ancestors[$1::int + 1] = ANY($2::text[])
+            GROUP BY 1`,
+          [resolution, cells],
+        );
+        const counts = new Map(rows.map((r) => [r.cell, r.n]));
+        return [...cells].sort().map((cell): CellCount => ({ cell, count: counts.get(cell) ?? 0 }));
+      }),
   };
 }

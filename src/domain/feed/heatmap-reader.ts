@@ -13,4 +13,6 @@ export interface HeatmapReader {
    * With `within`, only posts inside that cell are counted.
    */
   countPerCell(resolution: H3Resolution, within: H3Cell | undefined): Promise<CellCount[]>;
+  /** Counts posts in each of `cells` (all at `resolution`), 0 for an empty one, ordered by cell. */
+  countCells(resolution: H3Resolution, cells: readonly H3Cell[]): Promise<CellCount[]>;
 }

@@ -5,7 +5,7 @@ import { ancestorsOf, parseH3Cell } from "../h3-cell.js";
 import { parseIdempotencyKey } from "./idempotency-key.js";
 import { newPostId, type Post, type PostId, parsePostId, postNotFound } from "./post.js";
 import { ErrInvalidH3Index, ErrNotPostAuthor, ErrRequestIdReused } from "./post-errors.js";
-import { creationFailed } from "./post-events.js";
+import { creationFailed, postCreated, postDeleted } from "./post-events.js";
 import type { PostRepository } from "./post-repository.js";
 import { parsePostText } from "./post-text.js";
 
@@ -54,6 +54,7 @@ export function createPostService({ posts, events, now = () => new Date() }: Pos
         postId: stored.id,
       });
     }
+    events.publish(postCreated(stored.id, stored.h3Index));
     return stored.id;
   }
 
@@ -77,7 +78,9 @@ export function createPostService({ posts, events, now = () => new Date() }: Pos
     if (post.actorId !== actorId) {
       throw ErrNotPostAuthor.wrap(`actor ${actorId} is not the author of post ${id}`, { postId: id });
     }
-    if (post.deleteTime === undefined) await posts.markDeleted(id, now());
+    if (post.deleteTime === undefined && (await posts.markDeleted(id, now()))) {
+      events.publish(postDeleted(id, post.h3Index));
+    }
   }
 
   return {

@@ -3,10 +3,17 @@ import * as http from "node:http";
 import type * as http2 from "node:http2";
 import * as https from "node:https";
 import type * as tls from "node:tls";
-import type { DescMessage, DescMethodUnary, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import type { Transport } from "@connectrpc/connect";
+import type {
+  DescMessage,
+  DescMethodServerStreaming,
+  DescMethodUnary,
+  MessageInitShape,
+  MessageShape,
+} from "@bufbuild/protobuf";
+import type { StreamResponse, Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { readHttp1Answer, readHttp2Answer, type UpstreamAnswer } from "./answer.js";
+import { StreamSessions } from "./stream-sessions.js";
 
 export type UpstreamProtocol = "connect" | "grpc";
 
@@ -77,6 +84,12 @@ export interface EndpointPool {
     input: MessageInitShape<I>,
     options: PoolCallOptions,
   ): Promise<MessageShape<O>>;
+  /** A server stream through connect-es, on sessions of its own (stream-sessions.ts): its messages arrive as they are sent. */
+  stream<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodServerStreaming<I, O>,
+    input: MessageInitShape<I>,
+    options: PoolCallOptions,
+  ): Promise<StreamResponse<I, O>>;
   /**
    * One POST of bytes already encoded by the caller, and its whole answer.
    * Rejects with the transport's error (refused, reset), or with the signal's
@@ -120,6 +133,7 @@ export function createEndpointPool(
     timeout: Math.max(1, Math.floor(config.idleTimeoutMs / 2)),
   });
   const grpc = createGrpcTransport(options);
+  const streams = new StreamSessions(baseUrl, config.protocol, tlsOptions);
   const decoding: Transport =
     config.protocol === "grpc" ? grpc : createConnectTransport({ ...options, useBinaryFormat: true });
   return {
@@ -128,6 +142,7 @@ export function createEndpointPool(
       const response = await decoding.unary(method, signal, timeoutMs, headers, input);
       return response.message;
     },
+    stream: (method, input, options) => streams.stream(method, input, options),
     async exchange(path, headers, body, signal, httpVersion) {
       signal.throwIfAborted();
       if (httpVersion === "1.1") {
@@ -143,6 +158,7 @@ export function createEndpointPool(
     close() {
       agent.destroy();
       sessionManager.abort();
+      streams.close();
     },
   };
 }

@@ -334,6 +334,40 @@ export const errorCatalog = defineCatalog({
     notProcessed: true,
   },
 
+  // ── Streams ──
+  STREAM_DRAINED: {
+    code: Code.Unavailable,
+    message: {
+      en: "the server is restarting and ended this stream; watch again after the delay in RetryInfo (the new snapshot replaces what you received)",
+      ja: "サーバーの再起動のためストリームを終了しました。RetryInfo の時間が過ぎてから再度監視してください（新しいスナップショットがそれまでの内容を置き換えます）",
+    },
+    retryDelayMs: 250,
+    // Every stream of a restarting server ends so: expected, not a failure.
+    logLevel: "info",
+    log: { api: "REQ_003", gateway: "REQ_012" },
+  },
+  STREAM_DURATION_REACHED: {
+    code: Code.Unavailable,
+    message: {
+      en: "this stream reached its longest duration of {maxMs} ms and was ended; watch again (the new snapshot replaces what you received)",
+      ja: "ストリームが最長時間（{maxMs} ミリ秒）に達したため終了しました。再度監視してください（新しいスナップショットがそれまでの内容を置き換えます）",
+    },
+    retryDelayMs: 0,
+    logLevel: "info",
+    log: { gateway: "REQ_012" },
+  },
+  TOO_MANY_STREAMS: {
+    code: Code.ResourceExhausted,
+    message: {
+      en: "{limit} streams are open already ({scope}); close one, or retry after the delay in RetryInfo",
+      ja: "すでに {limit} 本のストリームが開いています（{scope}）。どれかを閉じるか、RetryInfo の時間が過ぎてから再試行してください",
+    },
+    quotaFailure: { subject: "{subject}" },
+    retryDelayMs: 1000,
+    log: { gateway: "REQ_002" },
+    notProcessed: true,
+  },
+
   // ── The call itself ──
   CANCELED: {
     code: Code.Canceled,

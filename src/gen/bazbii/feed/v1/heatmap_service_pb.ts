@@ -10,7 +10,64 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bazbii/feed/v1/heatmap_service.proto.
  */
 export const file_bazbii_feed_v1_heatmap_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRiYXpiaWkvZmVlZC92MS9oZWF0bWFwX3NlcnZpY2UucHJvdG8SDmJhemJpaS5mZWVkLnYxIjMKEUdldEhlYXRtYXBSZXF1ZXN0Eg4KBmgzX3JlcxgBIAEoBRIOCgZ3aXRoaW4YAiABKAkiQAoSR2V0SGVhdG1hcFJlc3BvbnNlEioKBWNlbGxzGAEgAygLMhsuYmF6YmlpLmZlZWQudjEuSGVhdG1hcENlbGwiMwoLSGVhdG1hcENlbGwSEAoIaDNfaW5kZXgYASABKAkSEgoKcG9zdF9jb3VudBgCIAEoBTJqCg5IZWF0bWFwU2VydmljZRJYCgpHZXRIZWF0bWFwEiEuYmF6YmlpLmZlZWQudjEuR2V0SGVhdG1hcFJlcXVlc3QaIi5iYXpiaWkuZmVlZC52MS5HZXRIZWF0bWFwUmVzcG9uc2UiA5ACAWIGcHJvdG8z");
+  fileDesc("CiRiYXpiaWkvZmVlZC92MS9oZWF0bWFwX3NlcnZpY2UucHJvdG8SDmJhemJpaS5mZWVkLnYxIjUKE1dhdGNoSGVhdG1hcFJlcXVlc3QSDgoGaDNfcmVzGAEgASgFEg4KBndpdGhpbhgCIAEoCSJUChRXYXRjaEhlYXRtYXBSZXNwb25zZRIqCgVjZWxscxgBIAMoCzIbLmJhemJpaS5mZWVkLnYxLkhlYXRtYXBDZWxsEhAKCHNuYXBzaG90GAIgASgIIjMKEUdldEhlYXRtYXBSZXF1ZXN0Eg4KBmgzX3JlcxgBIAEoBRIOCgZ3aXRoaW4YAiABKAkiQAoSR2V0SGVhdG1hcFJlc3BvbnNlEioKBWNlbGxzGAEgAygLMhsuYmF6YmlpLmZlZWQudjEuSGVhdG1hcENlbGwiMwoLSGVhdG1hcENlbGwSEAoIaDNfaW5kZXgYASABKAkSEgoKcG9zdF9jb3VudBgCIAEoBTLMAQoOSGVhdG1hcFNlcnZpY2USWAoKR2V0SGVhdG1hcBIhLmJhemJpaS5mZWVkLnYxLkdldEhlYXRtYXBSZXF1ZXN0GiIuYmF6YmlpLmZlZWQudjEuR2V0SGVhdG1hcFJlc3BvbnNlIgOQAgESYAoMV2F0Y2hIZWF0bWFwEiMuYmF6YmlpLmZlZWQudjEuV2F0Y2hIZWF0bWFwUmVxdWVzdBokLmJhemJpaS5mZWVkLnYxLldhdGNoSGVhdG1hcFJlc3BvbnNlIgOQAgEwAWIGcHJvdG8z");
+
+/**
+ * WatchHeatmapRequest selects the resolution and, optionally, the area, as GetHeatmapRequest does.
+ *
+ * @generated from message bazbii.feed.v1.WatchHeatmapRequest
+ */
+export type WatchHeatmapRequest = Message<"bazbii.feed.v1.WatchHeatmapRequest"> & {
+  /**
+   * H3 resolution of the streamed cells: 0 (coarsest) to 15 (finest).
+   *
+   * @generated from field: int32 h3_res = 1;
+   */
+  h3Res: number;
+
+  /**
+   * Optional H3 cell that limits the area to the posts inside it. Empty means everywhere.
+   *
+   * @generated from field: string within = 2;
+   */
+  within: string;
+};
+
+/**
+ * Describes the message bazbii.feed.v1.WatchHeatmapRequest.
+ * Use `create(WatchHeatmapRequestSchema)` to create a new message.
+ */
+export const WatchHeatmapRequestSchema: GenMessage<WatchHeatmapRequest> = /*@__PURE__*/
+  messageDesc(file_bazbii_feed_v1_heatmap_service, 0);
+
+/**
+ * WatchHeatmapResponse is a snapshot of the heatmap or a change to it.
+ *
+ * @generated from message bazbii.feed.v1.WatchHeatmapResponse
+ */
+export type WatchHeatmapResponse = Message<"bazbii.feed.v1.WatchHeatmapResponse"> & {
+  /**
+   * With snapshot: every non-empty cell, ordered by h3_index. Without: the
+   * cells whose counts changed, with their new counts (0 when now empty).
+   *
+   * @generated from field: repeated bazbii.feed.v1.HeatmapCell cells = 1;
+   */
+  cells: HeatmapCell[];
+
+  /**
+   * True for a complete heatmap that replaces everything received before.
+   *
+   * @generated from field: bool snapshot = 2;
+   */
+  snapshot: boolean;
+};
+
+/**
+ * Describes the message bazbii.feed.v1.WatchHeatmapResponse.
+ * Use `create(WatchHeatmapResponseSchema)` to create a new message.
+ */
+export const WatchHeatmapResponseSchema: GenMessage<WatchHeatmapResponse> = /*@__PURE__*/
+  messageDesc(file_bazbii_feed_v1_heatmap_service, 1);
 
 /**
  * GetHeatmapRequest selects the resolution and, optionally, the area of a heatmap.
@@ -38,7 +95,7 @@ export type GetHeatmapRequest = Message<"bazbii.feed.v1.GetHeatmapRequest"> & {
  * Use `create(GetHeatmapRequestSchema)` to create a new message.
  */
 export const GetHeatmapRequestSchema: GenMessage<GetHeatmapRequest> = /*@__PURE__*/
-  messageDesc(file_bazbii_feed_v1_heatmap_service, 0);
+  messageDesc(file_bazbii_feed_v1_heatmap_service, 2);
 
 /**
  * GetHeatmapResponse lists the cells that hold at least one post.
@@ -59,7 +116,7 @@ export type GetHeatmapResponse = Message<"bazbii.feed.v1.GetHeatmapResponse"> & 
  * Use `create(GetHeatmapResponseSchema)` to create a new message.
  */
 export const GetHeatmapResponseSchema: GenMessage<GetHeatmapResponse> = /*@__PURE__*/
-  messageDesc(file_bazbii_feed_v1_heatmap_service, 1);
+  messageDesc(file_bazbii_feed_v1_heatmap_service, 3);
 
 /**
  * HeatmapCell is one H3 cell and the number of posts inside it.
@@ -87,7 +144,7 @@ export type HeatmapCell = Message<"bazbii.feed.v1.HeatmapCell"> & {
  * Use `create(HeatmapCellSchema)` to create a new message.
  */
 export const HeatmapCellSchema: GenMessage<HeatmapCell> = /*@__PURE__*/
-  messageDesc(file_bazbii_feed_v1_heatmap_service, 2);
+  messageDesc(file_bazbii_feed_v1_heatmap_service, 4);
 
 /**
  * HeatmapService aggregates posts per H3 cell. It is public: no token is needed.
@@ -105,6 +162,24 @@ export const HeatmapService: GenService<{
     methodKind: "unary";
     input: typeof GetHeatmapRequestSchema;
     output: typeof GetHeatmapResponseSchema;
+  },
+  /**
+   * WatchHeatmap streams the same heatmap live: first one message with
+   * snapshot = true holding every non-empty cell, then messages holding only
+   * the cells whose counts changed since (a count of 0: the cell is empty now),
+   * from posts created or deleted through any API server. Updates a slow
+   * reader has not taken yet are merged: it gets the latest counts, never a
+   * backlog. Requests are checked as for GetHeatmap. The stream ends with
+   * UNAVAILABLE and RetryInfo when a server drains or the stream has lasted
+   * MAX_STREAM_DURATION_MS: call again, and the new snapshot replaces what was
+   * received before, so nothing is lost.
+   *
+   * @generated from rpc bazbii.feed.v1.HeatmapService.WatchHeatmap
+   */
+  watchHeatmap: {
+    methodKind: "server_streaming";
+    input: typeof WatchHeatmapRequestSchema;
+    output: typeof WatchHeatmapResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bazbii_feed_v1_heatmap_service, 0);

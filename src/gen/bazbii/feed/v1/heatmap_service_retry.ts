@@ -8,4 +8,5 @@
 /** Retry policies of bazbii.feed.v1.HeatmapService, keyed by "<service>/<method>". */
 export const HeatmapServiceRetryPolicies = {
   "bazbii.feed.v1.HeatmapService/GetHeatmap": {"idempotency":"NO_SIDE_EFFECTS","never":false},
+  "bazbii.feed.v1.HeatmapService/WatchHeatmap": {"idempotency":"NO_SIDE_EFFECTS","never":false},
 } as const;
