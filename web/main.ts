@@ -1,7 +1,11 @@
 import { createWebClient } from "../src/client/web.js";
 import { HeatmapService } from "../src/gen/bazbii/feed/v1/heatmap_service_pb.js";
 import { UserPostService } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
-import { type CellCount, MapView, PALETTE } from "./map-view.js";
+import { showFeedState } from "./feed-state-view.js";
+import { HeatmapFeed } from "./heatmap-feed.js";
+import { labelPage, postCount, t } from "./labels.js";
+import { renderLegend } from "./legend-view.js";
+import { type CellCount, MapView } from "./map-view.js";
 import { fieldErrors, showError, showRetry, showSuccess } from "./status-view.js";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -18,43 +22,46 @@ const heatmap = createWebClient(HeatmapService, { baseUrl: window.location.origi
 const posts = createWebClient(UserPostService, { baseUrl: window.location.origin, retry });
 
 const map = new MapView($<HTMLElement>("map") as unknown as SVGSVGElement, { lat: 35.68, lng: 139.76, spanLat: 2 });
-let cells: CellCount[] = [];
+let counts: ReadonlyMap<string, number> = new Map();
 let selected: string | undefined;
 let token: string | undefined;
+
+// The counts come from the live feed only: a post made here shows up as it does in every other page.
+const feed = new HeatmapFeed(heatmap, {
+  cells(now) {
+    counts = now;
+    render();
+  },
+  state(state, error) {
+    showFeedState($("feed-state"), $("map"), state, error);
+    // Ready for whoever waits on it (the tests) once the first watch has an outcome.
+    if (state !== "connecting") document.body.dataset.ready = "true";
+  },
+});
 
 function resolution(): number {
   return Number($<HTMLInputElement>("resolution").value);
 }
 
-async function refresh(): Promise<void> {
+function watchResolution(): void {
   $("resolution-value").textContent = String(resolution());
-  try {
-    ({ cells } = await heatmap.getHeatmap({ h3Res: resolution() }));
-  } catch (err) {
-    showError(err);
-  }
-  map.render(cells, selected);
-  renderLegend();
+  feed.watch(resolution());
 }
 
-function renderLegend(): void {
-  const max = Math.max(0, ...cells.map((c) => c.postCount));
-  const legend = $("legend");
-  legend.replaceChildren(document.createTextNode(max === 0 ? "No posts in view yet." : "Posts per cell: 1 "));
-  if (max === 0) return;
-  for (const colour of PALETTE) {
-    const swatch = document.createElement("span");
-    swatch.className = "swatch";
-    swatch.style.background = colour;
-    legend.append(swatch);
+function cells(): CellCount[] {
+  return [...counts].map(([h3Index, postCount]) => ({ h3Index, postCount }));
+}
+
+function render(): void {
+  renderLegend($("legend"), map.render(cells(), selected));
+  if (selected !== undefined) {
+    $("selected-cell").textContent = t("selectedCell", { cell: selected, posts: postCount(counts.get(selected) ?? 0) });
   }
-  legend.append(document.createTextNode(` ${max}`));
 }
 
 function select(cell: string): void {
   selected = cell;
-  $("selected-cell").textContent = `${cell} (${cells.find((c) => c.h3Index === cell)?.postCount ?? 0} posts)`;
-  map.render(cells, selected);
+  render();
 }
 
 function setSignedIn(actor: string | undefined): void {
@@ -70,7 +77,7 @@ async function signIn(actor: string): Promise<void> {
     body: JSON.stringify({ actor }),
   });
   if (!res.ok) {
-    showSuccess(`Sign-in failed: ${(await res.text()).trim()}`);
+    showSuccess(t("signInFailed", { reason: (await res.text()).trim() }));
     return;
   }
   ({ token } = (await res.json()) as { token: string });
@@ -94,15 +101,12 @@ async function createPost(): Promise<void> {
       token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } },
     );
     const retries = attemptsOfLastCall - 1;
+    const attempt = attemptsOfLastCall;
     showSuccess(
-      retries === 0
-        ? "Posted."
-        : `Posted: succeeded on attempt ${attemptsOfLastCall} after ${retries} ${retries === 1 ? "retry" : "retries"}.`,
+      retries === 0 ? t("posted") : t(retries === 1 ? "postedAfterRetry" : "postedAfterRetries", { attempt, retries }),
     );
     $<HTMLTextAreaElement>("text").value = "";
     addPostItem(id, cell);
-    await refresh();
-    select(cell);
   } catch (err) {
     const problems = fieldErrors(err);
     const textProblem = problems.get("text") ?? problems.get("h3_index");
@@ -120,24 +124,23 @@ function addPostItem(id: string, cell: string): void {
   li.dataset.postId = id;
   const view = document.createElement("button");
   view.type = "button";
-  view.textContent = `View ${cell}`;
+  view.textContent = t("view", { cell });
   view.addEventListener("click", async () => {
     try {
       const { post } = await posts.get({ id });
-      showSuccess(`“${post?.text}” by ${post?.actorId} at ${post?.h3Index}`);
+      showSuccess(t("postShown", { text: post?.text ?? "", actor: post?.actorId ?? "", cell: post?.h3Index ?? "" }));
     } catch (err) {
       showError(err);
     }
   });
   const remove = document.createElement("button");
   remove.type = "button";
-  remove.textContent = "Delete";
+  remove.textContent = t("delete");
   remove.addEventListener("click", async () => {
     try {
       await posts.delete({ id }, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
       li.remove();
-      showSuccess("Deleted.");
-      await refresh();
+      showSuccess(t("deleted"));
     } catch (err) {
       showError(err);
     }
@@ -147,16 +150,19 @@ function addPostItem(id: string, cell: string): void {
 }
 
 function move(dLat: number, dLng: number, zoom = 1): void {
-  map.viewport.lat = Math.max(-80, Math.min(80, map.viewport.lat + dLat * map.viewport.spanLat));
-  map.viewport.lng += dLng * map.viewport.spanLat;
-  map.viewport.spanLat = Math.max(0.005, Math.min(160, map.viewport.spanLat * zoom));
-  map.render(cells, selected);
+  const view = map.viewport;
+  view.lat = Math.max(-80, Math.min(80, view.lat + dLat * view.spanLat));
+  // Longitude wraps: panning east past 180° comes back at -180°.
+  view.lng = ((((view.lng + dLng * view.spanLat + 180) % 360) + 360) % 360) - 180;
+  view.spanLat = Math.max(0.005, Math.min(160, view.spanLat * zoom));
+  render();
 }
 
 async function main(): Promise<void> {
+  labelPage();
   const config = (await (await fetch("/config.json")).json()) as { devTokens: boolean };
   if (!config.devTokens) {
-    $("sign-in").replaceChildren(document.createTextNode("Sign-in needs a token from your identity provider."));
+    $("sign-in").replaceChildren(document.createTextNode(t("signInNeedsProvider")));
   }
   $("sign-in").addEventListener("submit", (e) => {
     e.preventDefault();
@@ -166,7 +172,7 @@ async function main(): Promise<void> {
     token = undefined;
     setSignedIn(undefined);
   });
-  $("resolution").addEventListener("input", () => void refresh());
+  $("resolution").addEventListener("input", watchResolution);
   // A click from the keyboard (detail 0) has no pointer position: it chooses the centre.
   $("map-button").addEventListener("click", (e) =>
     select(map.cellAt(resolution(), e.detail === 0 ? undefined : map.svgPoint(e))),
@@ -181,9 +187,8 @@ async function main(): Promise<void> {
     e.preventDefault();
     void createPost();
   });
-  document.documentElement.lang = navigator.language.startsWith("ja") ? "ja" : "en";
-  await refresh();
-  document.body.dataset.ready = "true";
+  render();
+  watchResolution();
 }
 
 void main();

@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { RetryEvent } from "../src/client/retry-interceptor.js";
 import { BadRequestSchema, LocalizedMessageSchema, RequestInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
 import { codeTable } from "../src/shared/code-table.js";
+import { t } from "./labels.js";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -11,10 +12,7 @@ export function describeError(thrown: unknown): { message: string; code: string;
   const localized = err.findDetails(LocalizedMessageSchema)[0]?.message;
   const requestId = err.findDetails(RequestInfoSchema)[0]?.requestId ?? err.metadata.get("x-request-id") ?? "";
   // A failure before any answer (offline, refused) has no message from the server: say so plainly.
-  const fallback =
-    err.code === Code.Unavailable || err.code === Code.Unknown
-      ? "The service cannot be reached right now. Check your connection and try again."
-      : err.rawMessage;
+  const fallback = err.code === Code.Unavailable || err.code === Code.Unknown ? t("unreachable") : err.rawMessage;
   return { message: localized ?? fallback, code: codeTable[err.code].name, requestId };
 }
 
@@ -55,7 +53,7 @@ export function showRetry(event: RetryEvent): void {
   const until = Date.now() + event.delayMs;
   const render = (): void => {
     const left = Math.max(0, until - Date.now()) / 1000;
-    $("status-message").textContent = `${message} — retrying (attempt ${event.attempt + 1}) in ${left.toFixed(1)} s…`;
+    $("status-message").textContent = t("retrying", { message, attempt: event.attempt + 1, seconds: left.toFixed(1) });
   };
   show("retrying", "", code, requestId);
   render();
