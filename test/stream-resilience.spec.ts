@@ -15,7 +15,7 @@ import { HeatmapService } from "../src/gen/bazbii/feed/v1/heatmap_service_pb.js"
 import { UserPostService } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
 import { metricValue, timeUntil } from "./helpers/load.js";
 import { freshPostgresSchema } from "./helpers/postgres.js";
-import { freePort, npmScriptNodeFlags, runEntryPoint } from "./helpers/process.js";
+import { freePort, npmScriptNodeFlags, type RunningProcess, runEntryPoint } from "./helpers/process.js";
 import { startApi, startGatewayFor } from "./helpers/system.js";
 
 const NATS = { url: "nats://127.0.0.1:4222", maxReconnectAttempts: -1 };
@@ -118,6 +118,11 @@ describe("watches across a rolling restart of the API servers (PostgreSQL, NATS)
   });
 });
 
+/** A process's log lines above info, when a test must say why it failed. */
+function warnings(p: RunningProcess): unknown[] {
+  return p.lines.filter((l) => l.level === "warn" || l.level === "error" || l.level === "fatal").slice(0, 20);
+}
+
 /** Resident memory of a process, in MB. */
 async function rssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
@@ -182,6 +187,7 @@ describe("1,000 watchers of whom 100 never read (API server and gateway as proce
       }
       // 900 that read, 100 per connection; each remembers when it saw a post's cell change.
       const seen = new Map<string, number[]>();
+      const readerErrors: unknown[] = [];
       let snapshots = 0;
       const transports = Array.from({ length: 9 }, () => createConnectTransport({ baseUrl, httpVersion: "2" }));
       const readers = Array.from({ length: 900 }, async (_, i) => {
@@ -197,10 +203,15 @@ describe("1,000 watchers of whom 100 never read (API server and gateway as proce
             }
           }
         } catch (err) {
-          if (!stop.signal.aborted) throw err;
+          if (!stop.signal.aborted) readerErrors.push(err);
         }
       });
-      await timeUntil(async () => snapshots === 900, 15_000);
+      // A watch that ends early fails the test with what it was told, and what the servers logged above info.
+      const explain = (what: string) =>
+        `${what}; ${readerErrors.length} watches ended early, the first with ${String(readerErrors[0])}; ` +
+        `API server warnings: ${JSON.stringify(warnings(api))}; gateway warnings: ${JSON.stringify(warnings(gateway))}`;
+      await timeUntil(async () => snapshots === 900 || readerErrors.length > 0, 15_000).catch(() => {});
+      expect(readerErrors, explain(`${snapshots} of 900 snapshots`)).toEqual([]);
       await timeUntil(
         async () => (await metricValue(`http://127.0.0.1:${apiPort}`, "bazbii_heatmap_watches_open", "")) === 1000,
         5_000,
@@ -252,6 +263,7 @@ describe("1,000 watchers of whom 100 never read (API server and gateway as proce
           `gateway ${before.gateway} → ${afterFirst.gateway} → ${afterSecond.gateway} MB; every reader had each ` +
           `change within ${Math.round(latencies.at(-1) as number)} ms (median probe ${Math.round(latencies[5] as number)} ms)`,
       );
+      expect(readerErrors, explain("after the floods")).toEqual([]);
       expect(latencies.at(-1)).toBeLessThan(1_000);
       expect(afterSecond.api - afterFirst.api).toBeLessThan(50);
       expect(afterSecond.gateway - afterFirst.gateway).toBeLessThan(50);
