@@ -13,12 +13,14 @@ import {
 import { allCodes, codeTable } from "../src/shared/code-table.js";
 import { asGateway } from "./helpers/as-gateway.js";
 import { detailOf } from "./helpers/details.js";
+import { callRest } from "./helpers/rest-client.js";
 import { type System, startSystem } from "./helpers/system.js";
 import { callWire, closeGrpcClients, type Outcome, protocols } from "./helpers/wire-clients.js";
 
 // Our own conformance suite (the official Connect runner cannot run here):
 // every non-OK code x {Connect JSON, Connect binary, gRPC, gRPC-Web} x
-// {direct to the API server, through the gateway}. Codes the domain never
+// {direct to the API server, through the gateway}, and REST (google.api.http)
+// through the gateway, whose answers are checked against /openapi.json too. Codes the domain never
 // produces come from fault injection, which this system turns on and
 // production configuration refuses.
 
@@ -50,6 +52,9 @@ async function everyWay(
       results.push({ label: `${protocol} via ${hop}`, outcome });
     }
   }
+  const rest = await callRest(system.gateway.url, UserPostService.method.get, request, { headers });
+  if (rest.ok) throw new Error("rest via gateway succeeded");
+  results.push({ label: "rest via gateway", outcome: rest });
   return results;
 }
 
@@ -70,11 +75,13 @@ describe.each(allCodes.map((code) => [codeTable[code].name, code] as const))("co
     );
   });
 
-  it("has the code, the message (with ';', ':' and '%') and, for Connect, the HTTP status of the code table", () => {
+  it("has the code, the message (with ';', ':' and '%') and, for Connect and REST, the HTTP status of the code table", () => {
     const message = `injected fault ${name}: requested with x-bazbii-fault-abort; 100% deliberate, nothing is broken`;
     for (const { label, outcome } of results) {
       expect({ label, code: outcome.code, message: outcome.message }).toEqual({ label, code: name, message });
-      if (label.startsWith("connect-")) expect(outcome.httpStatus, label).toBe(codeTable[code].httpStatus);
+      if (label.startsWith("connect-") || label.startsWith("rest")) {
+        expect(outcome.httpStatus, label).toBe(codeTable[code].httpStatus);
+      }
     }
   });
 
@@ -98,16 +105,17 @@ describe.each(allCodes.map((code) => [codeTable[code].name, code] as const))("co
     else expect(retry).toBeUndefined();
   });
 
-  it("passes allowed metadata (retry-after, grpc-retry-pushback-ms) through, and no hop's protocol headers", () => {
+  it("passes allowed metadata (retry-after, grpc-retry-pushback-ms; REST: Retry-After) through, and no hop's protocol headers", () => {
     for (const { label, outcome } of results) {
       const headers = outcome.headerText.toLowerCase();
       if (withRetry) {
         expect(headers, label).toMatch(/^retry-after: 2$/m);
-        expect(headers, label).toMatch(/^grpc-retry-pushback-ms: 1500$/m);
+        if (label.startsWith("rest")) expect(headers, label).not.toContain("grpc-");
+        else expect(headers, label).toMatch(/^grpc-retry-pushback-ms: 1500$/m);
       } else {
         expect(headers, label).not.toContain("retry-after");
       }
-      if (label.startsWith("connect-")) {
+      if (label.startsWith("connect-") || label.startsWith("rest")) {
         expect(headers, label).not.toMatch(/grpc-status|grpc-message/);
         expect(headers.match(/^content-type:/gm), label).toHaveLength(1);
       }
@@ -118,8 +126,8 @@ describe.each(allCodes.map((code) => [codeTable[code].name, code] as const))("co
     const level = codeTable[code].logLevel;
     const api = system.apiLogs.forRequest(requestId);
     const gateway = system.gatewayLogs.forRequest(requestId);
-    expect(api.map((l) => [l.log_id, l.level])).toEqual(Array.from({ length: 8 }, () => ["REQ_003", level]));
-    expect(gateway.map((l) => [l.log_id, l.level])).toEqual(Array.from({ length: 4 }, () => ["REQ_012", level]));
+    expect(api.map((l) => [l.log_id, l.level])).toEqual(Array.from({ length: 9 }, () => ["REQ_003", level]));
+    expect(gateway.map((l) => [l.log_id, l.level])).toEqual(Array.from({ length: 5 }, () => ["REQ_012", level]));
   });
 });
 

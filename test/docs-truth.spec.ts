@@ -16,6 +16,7 @@ import { detailOf } from "./helpers/details.js";
 import { startFakeUpstream } from "./helpers/fake-upstream.js";
 import type { LogCapture } from "./helpers/log-capture.js";
 import { freePort } from "./helpers/process.js";
+import { restOutcome } from "./helpers/rest-client.js";
 import { type StreamEnd, watchHeatmap } from "./helpers/stream-clients.js";
 import { type System, startApi, startGatewayFor, startSystem } from "./helpers/system.js";
 import { callWire, closeGrpcClients, type Outcome } from "./helpers/wire-clients.js";
@@ -343,6 +344,11 @@ const scenarios: Record<string, () => Promise<Occurrence>> = {
     return { outcome: await asOutcome(res), requestId, raisedBy: "gateway", logs: system.gatewayLogs };
   },
   INTERNAL: async () => viaGateway(await call(system.gateway.url, UserPostService.method.get, { id: BROKEN }), "api"),
+  REST_ROUTE_NOT_FOUND: async () => {
+    const requestId = `docs-${crypto.randomUUID()}`;
+    const res = await fetch(`${system.gateway.url}/v1/nowhere`, { headers: { "x-request-id": requestId } });
+    return { outcome: restOutcome(res, await res.json()), requestId, raisedBy: "gateway", logs: system.gatewayLogs };
+  },
   TOO_MANY_STREAMS: async () => {
     const { gateway, logs } = await gatewayTo(system.api.url, {
       streamLimits: { maxStreams: 100, maxStreamsPerCaller: 1 },

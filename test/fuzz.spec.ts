@@ -11,7 +11,7 @@ import { type RawAnswer, type RawRequest, sendHttp1, sendHttp2 } from "./helpers
 import { type System, startSystem } from "./helpers/system.js";
 
 // Generated malformed requests in every protocol (Connect unary and GET, gRPC,
-// gRPC-Web, gRPC-Web text) against the real gateway and API server. A bounded
+// gRPC-Web, gRPC-Web text, REST) against the real gateway and API server. A bounded
 // run is part of `npm test`; `npm run fuzz` runs FUZZ_RUNS (20,000) of them.
 // A failure prints fast-check's seed and the shrunk request: FUZZ_SEED replays it.
 

@@ -9,6 +9,7 @@ import type { GiveUpEvent, RetryEvent, RetryOptions } from "../src/client/retry-
 import { RetryThrottle } from "../src/client/retry-throttle.js";
 import { HeatmapService } from "../src/gen/bazbii/feed/v1/heatmap_service_pb.js";
 import { UserPostService } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
+import { PROTO_INCLUDE_DIRS } from "./helpers/proto-dirs.js";
 import { type System, startSystem } from "./helpers/system.js";
 
 // The retry-aware client against the real gateway and API server, with faults
@@ -155,7 +156,9 @@ describe("throttling", () => {
 describe("a grpc-js client loading the generated service config", () => {
   it("retries unavailable against the gateway, and its attempts show in the server's metrics", async () => {
     const serviceConfig = await readFile("src/gen/service_config.json", "utf8");
-    const definition = protoLoader.loadSync("bazbii/post/v1/user_post_service.proto", { includeDirs: ["proto"] });
+    const definition = protoLoader.loadSync("bazbii/post/v1/user_post_service.proto", {
+      includeDirs: PROTO_INCLUDE_DIRS,
+    });
     const root = grpc.loadPackageDefinition(definition) as unknown as {
       bazbii: { post: { v1: { UserPostService: grpc.ServiceClientConstructor } } };
     };
@@ -192,7 +195,9 @@ describe("exactly-once Create for a grpc-js client following the generated servi
   /** grpc-js with src/gen/service_config.json, as the README tells gRPC users to load it. */
   async function configuredClient() {
     const serviceConfig = await readFile("src/gen/service_config.json", "utf8");
-    const definition = protoLoader.loadSync("bazbii/post/v1/user_post_service.proto", { includeDirs: ["proto"] });
+    const definition = protoLoader.loadSync("bazbii/post/v1/user_post_service.proto", {
+      includeDirs: PROTO_INCLUDE_DIRS,
+    });
     const root = grpc.loadPackageDefinition(definition) as unknown as {
       bazbii: { post: { v1: { UserPostService: grpc.ServiceClientConstructor } } };
     };

@@ -5,6 +5,7 @@ import type { Resolve } from "../src/gateway/upstream/endpoint-set.js";
 import { RetryBudget } from "../src/gateway/upstream/retry-budget.js";
 import { UserPostService } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
 import { metricValue } from "./helpers/load.js";
+import { PROTO_INCLUDE_DIRS } from "./helpers/proto-dirs.js";
 import { startApi, startGatewayFor } from "./helpers/system.js";
 import { callWire, closeGrpcClients } from "./helpers/wire-clients.js";
 
@@ -92,7 +93,9 @@ describe("gRPC over one client connection", () => {
     const servers = await apis(3);
     const { gateway } = await startGatewayFor(servers.map((s) => s.url).join(","));
     cleanups.push(() => gateway.close(0));
-    const definition = protoLoader.loadSync("bazbii/post/v1/user_post_service.proto", { includeDirs: ["proto"] });
+    const definition = protoLoader.loadSync("bazbii/post/v1/user_post_service.proto", {
+      includeDirs: PROTO_INCLUDE_DIRS,
+    });
     const Ctor = (
       grpc.loadPackageDefinition(definition) as unknown as {
         bazbii: { post: { v1: { UserPostService: grpc.ServiceClientConstructor } } };

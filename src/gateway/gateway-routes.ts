@@ -18,8 +18,10 @@ import { createByteRelay } from "./byte-relay.js";
 import type { ClientAddressOf } from "./client-address.js";
 import { relayedServices } from "./method-policy.js";
 import type { RateLimiter } from "./rate-limit.js";
+import { registerReflection } from "./reflection.js";
 import { createRelay, type RelayPolicy } from "./relay.js";
 import { createRequestGate, type StreamLimits } from "./request-gate.js";
+import { createRestRoutes, type MethodHandlers } from "./rest/rest-routes.js";
 import { createStreamRelay, type StreamPolicy } from "./stream-relay.js";
 import { answerUnknownMethod } from "./unknown-method.js";
 import type { Upstream } from "./upstream/upstream.js";
@@ -45,33 +47,33 @@ export interface GatewayRoutesDeps {
   readonly shutdownSignal: AbortSignal;
   /** The browser page and its routes; answers true when it served the request. */
   readonly webApp: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** /openapi.json and /docs; answers true when it served the request. */
+  readonly apiDocs: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 /** The client's address, for the rate limits of anonymous calls. */
 const clientAddressKey = createContextKey("unknown", { description: "client address" });
 
 /**
- * The gateway's request handler: Connect, gRPC and gRPC-Web for every relayed
- * method, plus health. Most calls take the byte relay; the rest (calls whose
- * message the gateway checks, and every other form of request) are served by
- * connect-es, which decodes them. Both pass the same request gate.
+ * The gateway's request handler: every method of the schema over Connect,
+ * gRPC, gRPC-Web and REST (google.api.http), plus health and reflection. Most
+ * unary calls take the byte relay; the rest (calls whose message the gateway
+ * checks, streams, and every other form of request) are served by connect-es,
+ * which decodes them; REST routes bind their message from the URL and JSON.
+ * All pass the same request gate and, but for the byte relay, the same relays.
  */
 export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener {
   const gate = createRequestGate(deps);
+  const handlers = methodHandlers(deps);
   const decodingRoutes = connectNodeAdapter({
     routes(router: ConnectRouter) {
-      for (const service of relayedServices) {
-        for (const method of service.methods) {
-          if (method.methodKind === "unary") {
-            const unary = method as DescMethodUnary<DescMessage, DescMessage>;
-            router.rpc(unary, createRelay(unary, deps.upstream, deps.policy));
-          } else if (method.methodKind === "server_streaming") {
-            const stream = method as DescMethodServerStreaming<DescMessage, DescMessage>;
-            router.rpc(stream, createStreamRelay(stream, deps.upstream, deps.policy, deps.streamPolicy));
-          }
-        }
+      for (const [method, relay] of handlers.unary)
+        router.rpc(method as DescMethodUnary<DescMessage, DescMessage>, relay);
+      for (const [method, relay] of handlers.streams) {
+        router.rpc(method as DescMethodServerStreaming<DescMessage, DescMessage>, relay);
       }
       router.service(Health, createHealthService(deps.readiness, relayedServices));
+      registerReflection(router, [...relayedServices, Health]);
     },
     contextValues: (req) => createContextValues().set(clientAddressKey, deps.clientAddressOf(req)),
     readMaxBytes: deps.maxRequestBytes,
@@ -97,10 +99,29 @@ export function createGatewayListener(deps: GatewayRoutesDeps): RequestListener 
     },
     interceptors: [createMetricsInterceptor(deps.metrics)],
     fallback: (req, res) => {
+      if (deps.apiDocs(req as IncomingMessage, res as unknown as ServerResponse)) return;
       if (deps.webApp(req as IncomingMessage, res as unknown as ServerResponse)) return;
       if (answerUnknownMethod(req, res, deps.log)) return;
       servePlainRoutes(req, res, { readiness: deps.readiness, metrics: deps.publicMetrics ? deps.metrics : undefined });
     },
   }) as RequestListener;
-  return createByteRelay({ ...deps, gate }, decodingRoutes);
+  const rest = { ...deps, gate, handlers };
+  return createRestRoutes(relayedServices, rest, createByteRelay({ ...deps, gate }, decodingRoutes));
+}
+
+/** The relay of every method of the schema the gateway serves: unary calls and server streams. */
+function methodHandlers(deps: GatewayRoutesDeps): MethodHandlers {
+  const unary = new Map();
+  const streams = new Map();
+  for (const service of relayedServices) {
+    for (const method of service.methods) {
+      if (method.methodKind === "unary") {
+        unary.set(method, createRelay(method as DescMethodUnary<DescMessage, DescMessage>, deps.upstream, deps.policy));
+      } else if (method.methodKind === "server_streaming") {
+        const stream = method as DescMethodServerStreaming<DescMessage, DescMessage>;
+        streams.set(method, createStreamRelay(stream, deps.upstream, deps.policy, deps.streamPolicy));
+      }
+    }
+  }
+  return { unary, streams };
 }

@@ -1,13 +1,14 @@
 import type { DescField, DescMethod } from "@bufbuild/protobuf";
 import { HeatmapService } from "../gen/bazbii/feed/v1/heatmap_service_pb.js";
 import { UserPostService } from "../gen/bazbii/post/v1/user_post_service_pb.js";
+import { bazbiiServices } from "../gen/bazbii_services.js";
 import { errorCatalog } from "../shared/errors/catalog.js";
 import { publicError } from "../shared/errors/public-error.js";
 import type { RequestContext } from "../shared/request-context.js";
 import { retryPolicies, UNKNOWN_METHOD_POLICY } from "../shared/retry-policies.js";
 
-/** The services the gateway relays, as the API server serves them. */
-export const relayedServices = [HeatmapService, UserPostService] as const;
+/** The services the gateway relays: every service of the schema (generated), as the API server serves them. */
+export const relayedServices = bazbiiServices;
 
 /** Methods that act for someone: a call without a token never reaches the API server. */
 const tokenRequired: ReadonlySet<DescMethod> = new Set([UserPostService.method.create, UserPostService.method.delete]);

@@ -1,5 +1,6 @@
 import { setMaxListeners } from "node:events";
 import type { GatewayConfig } from "../config/gateway-config.js";
+import { createApiDocs } from "../gateway/api-docs.js";
 import { createAuthenticator } from "../gateway/auth.js";
 import { clientAddressResolver } from "../gateway/client-address.js";
 import { withCors } from "../gateway/cors.js";
@@ -67,6 +68,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
     streamPolicy: { maxDurationMs: config.maxStreamDurationMs, drainSignal: readiness.drainSignal },
     maxRequestBytes: config.limits.maxRequestBytes,
     shutdownSignal: shutdown.signal,
+    apiDocs: await createApiDocs(),
     webApp: await createWebApp({
       root: config.webRoot,
       devTokens: config.devTokens,

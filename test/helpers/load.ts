@@ -5,6 +5,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import { latLngToCell } from "h3-js";
 import { UserPostService } from "../../src/gen/bazbii/post/v1/user_post_service_pb.js";
 import { codeTable } from "../../src/shared/code-table.js";
+import { PROTO_INCLUDE_DIRS } from "./proto-dirs.js";
 
 /** A failed call as its caller saw it. */
 export interface FailedCall {
@@ -25,7 +26,7 @@ export interface LoadResult {
 type GrpcPosts = grpc.Client & Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>;
 
 const postsDefinition = protoLoader.loadSync("bazbii/post/v1/user_post_service.proto", {
-  includeDirs: ["proto"],
+  includeDirs: PROTO_INCLUDE_DIRS,
   defaults: true,
 });
 const GrpcUserPostService = (

@@ -107,7 +107,7 @@ const commonHeaders = fc.record(
   { requiredKeys: [] },
 );
 
-const contentTypes: Record<Exclude<RawProtocol, "connect-get">, readonly string[]> = {
+const contentTypes: Record<Exclude<RawProtocol, "connect-get" | "rest">, readonly string[]> = {
   connect: ["application/proto", "application/json", "application/json; charset=utf-8", "application/proto; charset=x"],
   grpc: ["application/grpc", "application/grpc+proto", "application/grpc+json"],
   "grpc-web": ["application/grpc-web", "application/grpc-web+proto", "application/grpc-web+json"],
@@ -118,50 +118,101 @@ const contentTypes: Record<Exclude<RawProtocol, "connect-get">, readonly string[
 export function summarize(req: RawRequest): string {
   const body = Buffer.from(req.body);
   const hex = body.subarray(0, 48).toString("hex") + (body.length > 48 ? `… (${body.length} bytes)` : "");
-  return `${req.protocol} ${req.path} ${JSON.stringify(req.headers)} body=${hex}`;
+  return `${req.protocol}${req.verb === undefined ? "" : ` ${req.verb}`} ${req.path} ${JSON.stringify(req.headers)} body=${hex}`;
 }
 
-/** A generated request of one protocol, to one method, malformed in one or more ways. */
-export const malformedRequest: fc.Arbitrary<RawRequest> = fc
+/** As a URL carries a string (a lone surrogate, which no URL can, as U+FFFD). */
+function percentEncoded(text: string): string {
+  return encodeURIComponent(text.toWellFormed());
+}
+
+/**
+ * A REST call (google.api.http routes) with hostile path segments, query
+ * parameters, verbs and JSON bodies; never the watch route, whose good
+ * requests are answered by a stream that lasts.
+ */
+const restRequest: fc.Arbitrary<RawRequest> = fc
   .record({
-    protocol: fc.constantFrom<RawProtocol>("connect", "connect-get", "grpc", "grpc-web", "grpc-web-text"),
-    target: fc.constantFrom(...targets),
+    verb: fc.constantFrom("GET", "POST", "DELETE", "PUT", "PATCH"),
+    segment: fc.oneof(
+      nastyString.map(percentEncoded),
+      fc.constantFrom("%zz", "%", "..", "a%2Fb", "%00", "%ED%A0%80", ""),
+    ),
+    value: nastyString.map(percentEncoded),
+    key: fc.constantFrom("h3_res", "h3Res", "within", "id", "colour", "h3_res[]", ""),
+    path: fc.constantFrom(
+      "/v1/posts/{}",
+      "/v1/posts",
+      "/v1/heatmap?{k}={v}",
+      "/v1/heatmap?h3_res={v}&within={v}",
+      "/v1/{}",
+      "/v1/posts/{}/x",
+    ),
+    body: corruptJson('{"h3Index":"8928308280fffff","text":"t","requestId":"r"}'),
     headers: commonHeaders,
-    pick: fc.nat(),
   })
-  .chain(({ protocol, target, headers, pick }) =>
-    messageFor(target).chain(({ binary, json }) => {
-      if (protocol === "connect-get") return connectGet(target, binary, json, headers);
-      const contentType = contentTypes[protocol][pick % contentTypes[protocol].length] as string;
-      const isJson = contentType.includes("json");
-      const message = isJson ? corruptJson(json).map((t) => Buffer.from(t)) : corrupt(binary);
-      const body =
-        protocol === "connect"
-          ? message
-          : message
-              .chain(framed)
-              .map((b) => (protocol === "grpc-web-text" ? Buffer.from(Buffer.from(b).toString("base64")) : b));
-      const timeout = protocol === "connect" ? timeouts.connect : timeouts.grpc;
-      const encoding = fc.constantFrom(undefined, "gzip", "identity", "br", "zzz");
-      return fc.record({ body, timeout, encoding }).map(
-        ({ body: bytes, timeout: t, encoding: e }): RawRequest => ({
-          protocol,
-          path: target.path,
-          headers: {
-            ...headers,
-            "content-type": contentType,
-            ...(protocol === "connect" && t !== undefined ? { "connect-timeout-ms": t } : {}),
-            ...(protocol !== "connect" && t !== undefined ? { "grpc-timeout": t } : {}),
-            ...(protocol === "connect" && e !== undefined ? { "content-encoding": e } : {}),
-            ...(protocol !== "connect" && e !== undefined ? { "grpc-encoding": e } : {}),
-            ...(protocol === "grpc" ? { te: "trailers" } : {}),
-          },
-          body: bytes,
-        }),
-      );
-    }),
-  )
-  .map((req) => Object.assign(req, { [fc.toStringMethod]: () => summarize(req) }));
+  .map(({ verb, segment, value, key, path, body, headers }) => ({
+    protocol: "rest" as const,
+    verb,
+    path: path.replace("{}", segment).replaceAll("{v}", value).replace("{k}", encodeURIComponent(key)),
+    headers: { ...headers, "content-type": "application/json" },
+    body: Buffer.from(body),
+  }));
+
+/** A generated request of one protocol, to one method, malformed in one or more ways. */
+export const malformedRequest: fc.Arbitrary<RawRequest> = fc.oneof(
+  { weight: 6, arbitrary: rpcRequest() },
+  { weight: 1, arbitrary: restRequest },
+);
+
+function rpcRequest(): fc.Arbitrary<RawRequest> {
+  return fc
+    .record({
+      protocol: fc.constantFrom<Exclude<RawProtocol, "rest">>(
+        "connect",
+        "connect-get",
+        "grpc",
+        "grpc-web",
+        "grpc-web-text",
+      ),
+      target: fc.constantFrom(...targets),
+      headers: commonHeaders,
+      pick: fc.nat(),
+    })
+    .chain(({ protocol, target, headers, pick }) =>
+      messageFor(target).chain(({ binary, json }) => {
+        if (protocol === "connect-get") return connectGet(target, binary, json, headers);
+        const contentType = contentTypes[protocol][pick % contentTypes[protocol].length] as string;
+        const isJson = contentType.includes("json");
+        const message = isJson ? corruptJson(json).map((t) => Buffer.from(t)) : corrupt(binary);
+        const body =
+          protocol === "connect"
+            ? message
+            : message
+                .chain(framed)
+                .map((b) => (protocol === "grpc-web-text" ? Buffer.from(Buffer.from(b).toString("base64")) : b));
+        const timeout = protocol === "connect" ? timeouts.connect : timeouts.grpc;
+        const encoding = fc.constantFrom(undefined, "gzip", "identity", "br", "zzz");
+        return fc.record({ body, timeout, encoding }).map(
+          ({ body: bytes, timeout: t, encoding: e }): RawRequest => ({
+            protocol,
+            path: target.path,
+            headers: {
+              ...headers,
+              "content-type": contentType,
+              ...(protocol === "connect" && t !== undefined ? { "connect-timeout-ms": t } : {}),
+              ...(protocol !== "connect" && t !== undefined ? { "grpc-timeout": t } : {}),
+              ...(protocol === "connect" && e !== undefined ? { "content-encoding": e } : {}),
+              ...(protocol !== "connect" && e !== undefined ? { "grpc-encoding": e } : {}),
+              ...(protocol === "grpc" ? { te: "trailers" } : {}),
+            },
+            body: bytes,
+          }),
+        );
+      }),
+    )
+    .map((req) => Object.assign(req, { [fc.toStringMethod]: () => summarize(req) }));
+}
 
 /** A Connect GET (for methods without side effects; others must refuse it) with hostile query parameters. */
 function connectGet(

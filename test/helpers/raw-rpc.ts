@@ -1,14 +1,17 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
-import { fromBinary } from "@bufbuild/protobuf";
+import { fromBinary, type JsonValue } from "@bufbuild/protobuf";
 import { StatusSchema } from "../../src/gen/google/rpc/status_pb.js";
+import { restDetailBytes } from "./rest-client.js";
 
 /** The wire forms a unary RPC can take; each is sent and read by hand here, bytes and all. */
-export type RawProtocol = "connect" | "connect-get" | "grpc" | "grpc-web" | "grpc-web-text";
+export type RawProtocol = "connect" | "connect-get" | "grpc" | "grpc-web" | "grpc-web-text" | "rest";
 
 export interface RawRequest {
   readonly protocol: RawProtocol;
+  /** The HTTP method, for REST (the RPC protocols POST, Connect GET GETs). */
+  readonly verb?: string;
   /** Path, with the query for a Connect GET. */
   readonly path: string;
   readonly headers: Readonly<Record<string, string>>;
@@ -67,18 +70,18 @@ export function sendHttp1(baseUrl: string, agent: http.Agent, req: RawRequest, t
   const started = performance.now();
   return new Promise((resolve, reject) => {
     const isGet = req.protocol === "connect-get";
-    const request = http.request(
-      baseUrl + req.path,
-      { method: isGet ? "GET" : "POST", agent, headers: req.headers, timeout: timeoutMs },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.once("error", reject);
-        res.once("end", () =>
-          resolve(readAnswer(req.protocol, res.statusCode ?? 0, res.headers, Buffer.concat(chunks), {}, started)),
-        );
-      },
-    );
+    const method = req.verb ?? (isGet ? "GET" : "POST");
+    // Node frames a POST's body as chunked by itself, not a DELETE's or a PUT's: a length then.
+    const headers =
+      req.verb === undefined ? req.headers : { ...req.headers, "content-length": String(req.body.length) };
+    const request = http.request(baseUrl + req.path, { method, agent, headers, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.once("error", reject);
+      res.once("end", () =>
+        resolve(readAnswer(req.protocol, res.statusCode ?? 0, res.headers, Buffer.concat(chunks), {}, started)),
+      );
+    });
     request.once("timeout", () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     request.once("error", reject);
     request.end(isGet ? undefined : req.body);
@@ -126,6 +129,11 @@ function readAnswer(
   const ms = performance.now() - started;
   const text = [JSON.stringify(headers), body.toString("latin1"), JSON.stringify(trailers)].join("\n");
   const base = { httpStatus, headers, ms, text };
+  if (protocol === "rest") {
+    if (httpStatus === 200) return { ...base, code: "ok", message: "", details: [] };
+    // A path outside the REST routes (a client normalizes /v1/.. to /) is answered as an unknown RPC is.
+    return { ...base, ...(body.includes('"error":') ? restErrorStatus(body) : connectError(body)) };
+  }
   if (protocol === "connect" || protocol === "connect-get") {
     if (httpStatus === 200) return { ...base, code: "ok", message: "", details: [] };
     return { ...base, ...connectError(decompress(body, headers["content-encoding"])) };
@@ -156,6 +164,25 @@ function connectError(body: Buffer): Status {
       code: typeof json.code === "string" ? json.code : undefined,
       message: String(json.message ?? ""),
       details,
+    };
+  } catch {
+    return { code: undefined, message: "", details: [] };
+  }
+}
+
+/** Google's JSON error format, details back to bytes as the RPC clients read them. */
+function restErrorStatus(body: Buffer): Status {
+  try {
+    const { error } = JSON.parse(body.toString("utf8")) as {
+      error: { status: string; message: string; details: Record<string, JsonValue>[] };
+    };
+    return {
+      code: error.status.toLowerCase(),
+      message: error.message,
+      details: error.details.map((d) => {
+        const { type, value } = restDetailBytes(d);
+        return { type, value: Buffer.from(value, "base64") };
+      }),
     };
   } catch {
     return { code: undefined, message: "", details: [] };

@@ -7,6 +7,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import { HeatmapService } from "../../src/gen/bazbii/feed/v1/heatmap_service_pb.js";
 import { StatusSchema } from "../../src/gen/google/rpc/status_pb.js";
 import { codeTable } from "../../src/shared/code-table.js";
+import { PROTO_INCLUDE_DIRS } from "./proto-dirs.js";
 import type { WireDetail } from "./wire-clients.js";
 
 /** The four ways a watcher reaches WatchHeatmap, each with a client of its own. */
@@ -193,7 +194,7 @@ async function watchWithConnectWeb(
 }
 
 const heatmapPackage = protoLoader.loadSync("bazbii/feed/v1/heatmap_service.proto", {
-  includeDirs: ["proto"],
+  includeDirs: PROTO_INCLUDE_DIRS,
   defaults: true,
 });
 const GrpcHeatmapService = (

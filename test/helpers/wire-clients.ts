@@ -14,6 +14,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { StatusSchema } from "../../src/gen/google/rpc/status_pb.js";
 import { codeTable } from "../../src/shared/code-table.js";
+import { PROTO_INCLUDE_DIRS } from "./proto-dirs.js";
 
 export const protocols = ["connect-json", "connect-binary", "grpc", "grpc-web"] as const;
 export type Protocol = (typeof protocols)[number];
@@ -159,7 +160,7 @@ async function callConnectWeb<I extends DescMessage, O extends DescMessage>(
 const grpcPackages = protoLoader.loadSync(
   ["bazbii/feed/v1/heatmap_service.proto", "bazbii/post/v1/user_post_service.proto"],
   {
-    includeDirs: ["proto"],
+    includeDirs: PROTO_INCLUDE_DIRS,
     longs: String,
     enums: String,
     defaults: true,

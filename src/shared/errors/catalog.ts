@@ -438,6 +438,17 @@ export const errorCatalog = defineCatalog({
     log: { gateway: "REQ_002" },
     logLevel: "warn",
   },
+  REST_ROUTE_NOT_FOUND: {
+    code: Code.NotFound,
+    message: {
+      en: "there is no REST route {verb} {path}; the routes are listed at /openapi.json",
+      ja: "REST のルート {verb} {path} はありません。ルートの一覧は /openapi.json にあります",
+    },
+    // The resource not found is the route itself (AIP-193: NOT_FOUND names what it looked for).
+    resourceInfo: { type: "REST route", name: "{verb} {path}" },
+    log: { gateway: "REQ_002" },
+    logLevel: "warn",
+  },
 
   // ── Anything not foreseen ──
   INTERNAL: {

@@ -4,13 +4,14 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file bazbii/feed/v1/heatmap_service.proto.
  */
 export const file_bazbii_feed_v1_heatmap_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRiYXpiaWkvZmVlZC92MS9oZWF0bWFwX3NlcnZpY2UucHJvdG8SDmJhemJpaS5mZWVkLnYxIjUKE1dhdGNoSGVhdG1hcFJlcXVlc3QSDgoGaDNfcmVzGAEgASgFEg4KBndpdGhpbhgCIAEoCSJUChRXYXRjaEhlYXRtYXBSZXNwb25zZRIqCgVjZWxscxgBIAMoCzIbLmJhemJpaS5mZWVkLnYxLkhlYXRtYXBDZWxsEhAKCHNuYXBzaG90GAIgASgIIjMKEUdldEhlYXRtYXBSZXF1ZXN0Eg4KBmgzX3JlcxgBIAEoBRIOCgZ3aXRoaW4YAiABKAkiQAoSR2V0SGVhdG1hcFJlc3BvbnNlEioKBWNlbGxzGAEgAygLMhsuYmF6YmlpLmZlZWQudjEuSGVhdG1hcENlbGwiMwoLSGVhdG1hcENlbGwSEAoIaDNfaW5kZXgYASABKAkSEgoKcG9zdF9jb3VudBgCIAEoBTLMAQoOSGVhdG1hcFNlcnZpY2USWAoKR2V0SGVhdG1hcBIhLmJhemJpaS5mZWVkLnYxLkdldEhlYXRtYXBSZXF1ZXN0GiIuYmF6YmlpLmZlZWQudjEuR2V0SGVhdG1hcFJlc3BvbnNlIgOQAgESYAoMV2F0Y2hIZWF0bWFwEiMuYmF6YmlpLmZlZWQudjEuV2F0Y2hIZWF0bWFwUmVxdWVzdBokLmJhemJpaS5mZWVkLnYxLldhdGNoSGVhdG1hcFJlc3BvbnNlIgOQAgEwAWIGcHJvdG8z");
+  fileDesc("CiRiYXpiaWkvZmVlZC92MS9oZWF0bWFwX3NlcnZpY2UucHJvdG8SDmJhemJpaS5mZWVkLnYxIjUKE1dhdGNoSGVhdG1hcFJlcXVlc3QSDgoGaDNfcmVzGAEgASgFEg4KBndpdGhpbhgCIAEoCSJUChRXYXRjaEhlYXRtYXBSZXNwb25zZRIqCgVjZWxscxgBIAMoCzIbLmJhemJpaS5mZWVkLnYxLkhlYXRtYXBDZWxsEhAKCHNuYXBzaG90GAIgASgIIjMKEUdldEhlYXRtYXBSZXF1ZXN0Eg4KBmgzX3JlcxgBIAEoBRIOCgZ3aXRoaW4YAiABKAkiQAoSR2V0SGVhdG1hcFJlc3BvbnNlEioKBWNlbGxzGAEgAygLMhsuYmF6YmlpLmZlZWQudjEuSGVhdG1hcENlbGwiMwoLSGVhdG1hcENlbGwSEAoIaDNfaW5kZXgYASABKAkSEgoKcG9zdF9jb3VudBgCIAEoBTL4AQoOSGVhdG1hcFNlcnZpY2USawoKR2V0SGVhdG1hcBIhLmJhemJpaS5mZWVkLnYxLkdldEhlYXRtYXBSZXF1ZXN0GiIuYmF6YmlpLmZlZWQudjEuR2V0SGVhdG1hcFJlc3BvbnNlIhaQAgGC0+STAg0SCy92MS9oZWF0bWFwEnkKDFdhdGNoSGVhdG1hcBIjLmJhemJpaS5mZWVkLnYxLldhdGNoSGVhdG1hcFJlcXVlc3QaJC5iYXpiaWkuZmVlZC52MS5XYXRjaEhlYXRtYXBSZXNwb25zZSIckAIBgtPkkwITEhEvdjEvaGVhdG1hcDp3YXRjaDABYgZwcm90bzM", [file_google_api_annotations]);
 
 /**
  * WatchHeatmapRequest selects the resolution and, optionally, the area, as GetHeatmapRequest does.
@@ -173,6 +174,7 @@ export const HeatmapService: GenService<{
    * UNAVAILABLE and RetryInfo when a server drains or the stream has lasted
    * MAX_STREAM_DURATION_MS: call again, and the new snapshot replaces what was
    * received before, so nothing is lost.
+   * Over REST it is GET /v1/heatmap:watch, as server-sent events.
    *
    * @generated from rpc bazbii.feed.v1.HeatmapService.WatchHeatmap
    */
