@@ -167,6 +167,9 @@ describe("1,000 watchers of whom 100 never read (API server and gateway as proce
     try {
       await api.waitForLine((l) => l.log_id === "SYS_001", 20_000);
       await gateway.waitForLine((l) => l.log_id === "SYS_001", 20_000);
+      // As a load balancer would: the gateway gets calls once it is ready, i.e. once its health
+      // watch has found the API server (which may have started listening after it first looked).
+      await timeUntil(async () => (await fetch(`${baseUrl}/readyz`)).ok, 5_000);
       const pids = { api: api.child.pid as number, gateway: gateway.child.pid as number };
 
       // 100 watchers that never read, on 10 connections of their own.
