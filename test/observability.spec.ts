@@ -196,3 +196,46 @@ describe("alert rules", () => {
     for (const name of used) expect(scraped, name).toMatch(new RegExp(`^${name}\\{|[{,]${name}="`, "m"));
   });
 });
+
+describe("the Grafana dashboard (deploy/grafana)", () => {
+  /** Every PromQL query of the dashboard, its variables and Grafana's interval filled in. */
+  async function dashboardQueries(): Promise<string[]> {
+    const dashboard = JSON.parse(await readFile("deploy/grafana/bazbii-gateway.json", "utf8")) as {
+      panels: { targets: { expr: string }[] }[];
+    };
+    return dashboard.panels
+      .flatMap((p) => p.targets.map((t) => t.expr))
+      .map((expr) => expr.replaceAll("$__rate_interval", "5m").replace(/\$[a-z_]+/g, ".*"));
+  }
+
+  it("asks only for metrics a real scrape of a gateway and an API server declares", async () => {
+    const queries = await dashboardQueries();
+    expect(queries.length).toBeGreaterThan(10);
+    const scraped = `${await scrape(system.gateway.url)}\n${await scrape(system.api.url)}`;
+    const names = new Set(
+      queries.flatMap((q) => [...q.matchAll(/\b((?:rpc|bazbii)_[a-z_]+)\b/g)].map((m) => m[1] as string)),
+    );
+    // Every name is a metric the servers declare (its samples may not have come yet) or a label of one.
+    for (const name of names) {
+      const family = name.replace(/_(bucket|count|sum)$/, "");
+      expect(scraped, name).toMatch(new RegExp(`^# TYPE ${family} |[{,]${name}="`, "m"));
+    }
+  });
+
+  it("is valid PromQL: promtool checks every query as a recording rule", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "bazbii-dashboard-"));
+    try {
+      const rules = (await dashboardQueries()).map(
+        (q, i) => `      - record: dashboard:query_${i}\n        expr: '${q}'`,
+      );
+      await writeFile(
+        join(dir, "dashboard.rules.yml"),
+        `groups:\n  - name: dashboard\n    rules:\n${rules.join("\n")}\n`,
+      );
+      const { stdout } = await run("promtool", ["check", "rules", join(dir, "dashboard.rules.yml")]);
+      expect(stdout).toContain(`SUCCESS: ${rules.length} rules found`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

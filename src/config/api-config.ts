@@ -13,6 +13,7 @@ import {
   tlsFilesFrom,
 } from "./env.js";
 import { httpLimitsEnv, httpLimitsFrom } from "./http-limits.js";
+import { type TelemetryConfig, telemetryFrom } from "./telemetry-env.js";
 
 export interface ApiConfig {
   readonly env: string;
@@ -34,6 +35,8 @@ export interface ApiConfig {
   readonly storageCheckIntervalMs: number;
   /** Honour x-bazbii-fault-* headers (development and tests only). */
   readonly faultInjection: boolean;
+  /** ACCESS_LOG and tracing (OTEL_*). */
+  readonly telemetry: TelemetryConfig;
 }
 
 /** Variables only the API server reads. */
@@ -60,7 +63,7 @@ export const apiEnv = {
   DB_CONNECT_TIMEOUT_MS: num({ default: 5_000, desc: "waiting longer for a connection fails the call as unavailable" }),
   STORAGE_CHECK_INTERVAL_MS: num({
     default: 1_000,
-    desc: "how often the API server checks its storage (five times as often while it is down); readyz and grpc.health.v1 say NOT_SERVING while it does not answer",
+    desc: "how often the API server checks its storage (five times as often while it is down); readyz and grpc.health.v1 say NOT_SERVING from the first check that fails, or the third in a row that takes longer than this (at most 1 s): a busy database is not a down one",
   }),
 };
 
@@ -91,6 +94,7 @@ export function apiConfigFromEnv(source: NodeJS.ProcessEnv = process.env): ApiCo
     shutdownDrainMs: env.SHUTDOWN_DRAIN_MS,
     storageCheckIntervalMs: env.STORAGE_CHECK_INTERVAL_MS,
     faultInjection: env.FAULT_INJECTION,
+    telemetry: telemetryFrom(env, "bazbii-api"),
   };
 }
 

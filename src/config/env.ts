@@ -1,4 +1,5 @@
 import { bool, type CleanedEnv, cleanEnv, str } from "envalid";
+import { telemetryEnv } from "./telemetry-env.js";
 
 /** A configuration value that cannot be used; the message names the variable. */
 export class ConfigError extends Error {
@@ -36,6 +37,7 @@ export const commonEnv = {
     default: false,
     desc: "honour x-bazbii-fault-* request headers (abort with a code, delay); refused when NODE_ENV=production",
   }),
+  ...telemetryEnv,
 };
 
 /** Development and test conveniences that must never be on in production. */

@@ -17,6 +17,7 @@ import {
   tlsFilesFrom,
 } from "./env.js";
 import { httpLimitsEnv, httpLimitsFrom } from "./http-limits.js";
+import { type TelemetryConfig, telemetryFrom } from "./telemetry-env.js";
 
 /**
  * Development default for AUTH_JWT_SECRET, so `npm start` works on a fresh
@@ -60,6 +61,8 @@ export interface GatewayConfig {
   readonly shutdownDrainMs: number;
   /** Honour x-bazbii-fault-* headers (development and tests only). */
   readonly faultInjection: boolean;
+  /** ACCESS_LOG and tracing (OTEL_*). */
+  readonly telemetry: TelemetryConfig;
 }
 
 /** A comma-separated list of http(s) URLs. */
@@ -296,6 +299,7 @@ export function gatewayConfigFromEnv(source: NodeJS.ProcessEnv = process.env): G
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     shutdownDrainMs: env.SHUTDOWN_DRAIN_MS,
     faultInjection: env.FAULT_INJECTION,
+    telemetry: telemetryFrom(env, "bazbii-gateway"),
   };
 }
 

@@ -11,6 +11,8 @@ import { logmsg } from "../shared/logging/log-catalog.js";
 import type { Logger } from "../shared/logging/logger.js";
 import type { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 import { newRequestContext, REQUEST_ID_HEADER, type RequestContext } from "../shared/request-context.js";
+import { TRACEPARENT_HEADER, TRACESTATE_HEADER, traceparentOf } from "../shared/trace-context.js";
+import { activeCall } from "../shared/tracing/call-record.js";
 import type { ClientAddressOf } from "./client-address.js";
 import { inspectsMessage, type RepeatRule, relayedServices, repeatRuleOf } from "./method-policy.js";
 import { forwardedHeaders, type RelayPolicy, vouchedHeaders } from "./relay.js";
@@ -18,6 +20,7 @@ import type { RequestGate } from "./request-gate.js";
 import type { UpstreamAnswer } from "./upstream/answer.js";
 import type { Upstream } from "./upstream/upstream.js";
 import { upstreamProtocolError } from "./upstream/upstream-errors.js";
+import { connectUnary } from "./wire/connect-unary.js";
 import { hasStringField } from "./wire/request-field.js";
 import { type WireProtocol, wireProtocolOf } from "./wire/wire-protocol.js";
 import { type AnyResponse, write, writeOwnError } from "./wire/write-response.js";
@@ -86,6 +89,7 @@ export function createByteRelay(deps: ByteRelayDeps, next: RequestListener): Req
     run({ req, res: response, method, protocol, contentType, callerTimeoutMs: timeout }).catch((err: unknown) => {
       // A bug, not an RPC outcome: logged in full; the caller gets internal and the process lives on.
       logmsg.RelayFailed.emitError(deps.log, err, { "rpc.method": req.url });
+      activeCall()?.settle({ code: Code.Internal, errorType: "INTERNAL" });
       const rc: ErrorContext = { requestId: headerValue(req.headers, REQUEST_ID_HEADER) ?? "", locale: "en" };
       writeOwnError(response, protocol, contentType, publicError(errorCatalog.INTERNAL, rc));
     });
@@ -177,6 +181,7 @@ function relayCall(
       const result = await upstream.run<UpstreamAnswer>(
         {
           labels: fields,
+          system: protocol === connectUnary ? "connect_rpc" : "grpc", // the hop speaks the caller's protocol
           safeToRepeat: () =>
             repeat.always ||
             (repeat.keyField !== undefined &&
@@ -195,11 +200,13 @@ function relayCall(
           timeoutMs,
           callerEnded: () => callerEnded,
         },
-        async (endpoint) => {
-          // Each attempt carries the time left of the one deadline.
+        async (endpoint, trace) => {
+          // Each attempt carries the time left of the one deadline, and its own place in the trace.
           headers[protocol.timeoutHeader] = protocol.formatTimeout(
             Math.max(1, Math.ceil(rc.startedAt + timeoutMs - performance.now())),
           );
+          headers[TRACEPARENT_HEADER] = traceparentOf(trace);
+          if (trace.state !== undefined) headers[TRACESTATE_HEADER] = trace.state;
           const answer = await endpoint.pool.exchange(
             req.url as string,
             headers,

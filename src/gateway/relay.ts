@@ -5,7 +5,8 @@ import { applyFault, FAULT_HEADER_NAMES } from "../shared/fault-injection.js";
 import { ASSERTION_HEADER, signAssertion } from "../shared/internal-assertion.js";
 import { logmsg } from "../shared/logging/log-catalog.js";
 import { REQUEST_ID_HEADER, type RequestContext, requestContextOf } from "../shared/request-context.js";
-import { TRACEPARENT_HEADER, traceparentOf } from "../shared/trace-context.js";
+import { TRACEPARENT_HEADER, TRACESTATE_HEADER, type TraceContext, traceparentOf } from "../shared/trace-context.js";
+import type { RpcSystem } from "../shared/tracing/call-record.js";
 import { repeatRuleOf, validateBeforeUpstream } from "./method-policy.js";
 import type { Upstream } from "./upstream/upstream.js";
 import { relayed } from "./upstream/upstream-errors.js";
@@ -16,6 +17,20 @@ export interface RelayPolicy {
   readonly faultInjection: boolean;
   /** INTERNAL_AUTH_SECRET: signs the assertion every call to the API server carries. */
   readonly internalAuthSecret: string;
+  /** UPSTREAM_PROTOCOL: what the calls decoded here travel to the API server in (for their spans); Connect if unset. */
+  readonly upstreamProtocol?: "connect" | "grpc";
+}
+
+/** The RPC system the calls decoded here travel in. */
+export function upstreamSystemOf(policy: RelayPolicy): RpcSystem {
+  return policy.upstreamProtocol === "grpc" ? "grpc" : "connect_rpc";
+}
+
+/** Sets an attempt's own trace headers: its place in the call's trace. */
+export function setTraceHeaders(headers: Headers, trace: TraceContext): void {
+  headers.set(TRACEPARENT_HEADER, traceparentOf(trace));
+  if (trace.state === undefined) headers.delete(TRACESTATE_HEADER);
+  else headers.set(TRACESTATE_HEADER, trace.state);
 }
 
 export interface DeadlinePolicy {
@@ -70,9 +85,11 @@ export function vouchedHeaders(
 export function createRelay<I extends DescMessage, O extends DescMessage>(
   method: DescMethodUnary<I, O>,
   upstream: Upstream,
-  { deadlines, faultInjection, internalAuthSecret }: RelayPolicy,
+  policy: RelayPolicy,
 ): (req: MessageShape<I>, ctx: HandlerContext) => Promise<MessageShape<O>> {
+  const { deadlines, faultInjection, internalAuthSecret } = policy;
   const labels = { service: method.parent.typeName, method: method.name };
+  const system = upstreamSystemOf(policy);
   const forwarded = forwardedHeaders(faultInjection);
   const repeat = repeatRuleOf(method);
   return async (req, ctx) => {
@@ -92,6 +109,7 @@ export function createRelay<I extends DescMessage, O extends DescMessage>(
     const result = await upstream.run<MessageShape<O> | undefined>(
       {
         labels,
+        system,
         safeToRepeat: () => repeat.always || (typeof key === "string" && key !== ""),
         callerRetrying: Number(ctx.requestHeader.get("grpc-previous-rpc-attempts") ?? 0) > 0,
         rc,
@@ -99,8 +117,9 @@ export function createRelay<I extends DescMessage, O extends DescMessage>(
         timeoutMs,
         callerEnded: () => (ctx.signal.aborted ? ctx.signal.reason : undefined),
       },
-      async (endpoint) => {
+      async (endpoint, trace) => {
         const left = Math.max(1, Math.ceil(rc.startedAt + timeoutMs - performance.now()));
+        setTraceHeaders(headers, trace);
         try {
           return { value: await endpoint.pool.call(method, req, { signal: ctx.signal, timeoutMs: left, headers }) };
         } catch (err) {

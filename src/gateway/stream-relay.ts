@@ -5,7 +5,7 @@ import { logMessageFor, publicError, reasonOf } from "../shared/errors/public-er
 import { logmsg } from "../shared/logging/log-catalog.js";
 import { type RequestContext, requestContextOf } from "../shared/request-context.js";
 import { repeatRuleOf, validateBeforeUpstream } from "./method-policy.js";
-import { forwardedHeaders, type RelayPolicy, vouchedHeaders } from "./relay.js";
+import { forwardedHeaders, type RelayPolicy, setTraceHeaders, upstreamSystemOf, vouchedHeaders } from "./relay.js";
 import type { Upstream } from "./upstream/upstream.js";
 import { fromUpstreamFailure, relayed } from "./upstream/upstream-errors.js";
 
@@ -35,10 +35,12 @@ interface Opened<O> {
 export function createStreamRelay<I extends DescMessage, O extends DescMessage>(
   method: DescMethodServerStreaming<I, O>,
   upstream: Upstream,
-  { faultInjection, internalAuthSecret }: RelayPolicy,
+  policy: RelayPolicy,
   { maxDurationMs, drainSignal }: StreamPolicy,
 ): (req: MessageShape<I>, ctx: HandlerContext) => AsyncGenerator<MessageShape<O>> {
+  const { faultInjection, internalAuthSecret } = policy;
   const labels = { service: method.parent.typeName, method: method.name };
+  const system = upstreamSystemOf(policy);
   const forwarded = forwardedHeaders(faultInjection);
   const repeat = repeatRuleOf(method);
   return async function* relayStream(req, ctx) {
@@ -67,6 +69,7 @@ export function createStreamRelay<I extends DescMessage, O extends DescMessage>(
     const opened = await upstream.run<Opened<MessageShape<O>> | undefined>(
       {
         labels,
+        system,
         safeToRepeat: () => repeat.always,
         callerRetrying: Number(ctx.requestHeader.get("grpc-previous-rpc-attempts") ?? 0) > 0,
         rc,
@@ -74,8 +77,9 @@ export function createStreamRelay<I extends DescMessage, O extends DescMessage>(
         timeoutMs,
         callerEnded,
       },
-      async (endpoint) => {
+      async (endpoint, trace) => {
         const left = Math.max(1, Math.ceil(rc.startedAt + timeoutMs - performance.now()));
+        setTraceHeaders(headers, trace);
         const response = await endpoint.pool.stream(method, req, { signal, timeoutMs: left, headers });
         const rest = response.message[Symbol.asyncIterator]();
         try {

@@ -1,12 +1,14 @@
 import { setMaxListeners } from "node:events";
 import { createInProcessEventBus } from "../adapters/events/in-process-event-bus.js";
 import { openNatsEventBus } from "../adapters/events/nats-event-bus.js";
+import { tracedEventPublisher } from "../adapters/events/traced-event-publisher.js";
 import { openStorage, type Storage } from "../adapters/storage/open-storage.js";
-import { createApiListener } from "../application/api-routes.js";
+import { apiServices, createApiListener } from "../application/api-routes.js";
 import { createEventPublisher, currentRequestLog } from "../application/event-recorder.js";
 import type { ApiConfig } from "../config/api-config.js";
 import { createHeatmapService } from "../domain/feed/heatmap-service.js";
 import { createPostService } from "../domain/post/post-service.js";
+import { clientAddressResolver } from "../gateway/client-address.js";
 import { Readiness } from "../shared/health.js";
 import { startAdminServer } from "../shared/http/admin-server.js";
 import { startHttpServer } from "../shared/http/http-server.js";
@@ -15,7 +17,9 @@ import { createLogger, type Logger } from "../shared/logging/logger.js";
 import { EventMetrics } from "../shared/metrics/event-metrics.js";
 import { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 import { registerWatchMetrics } from "../shared/metrics/watch-metrics.js";
-import { type RunningServer, serving, tlsReloadLogger } from "./running-server.js";
+import { observeCalls } from "../shared/tracing/observe-calls.js";
+import { startTracing } from "../shared/tracing/start-tracing.js";
+import { type RunningServer, serving, spanFlushMs, tlsReloadLogger } from "./running-server.js";
 import { watchStorage } from "./storage-readiness.js";
 
 export interface ApiServerDeps {
@@ -32,6 +36,8 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
   const storage = deps.storage ?? (await openStorage(config.storage));
   const readiness = new Readiness();
   const metrics = deps.metrics ?? new RpcMetrics("api");
+  const tracing =
+    config.telemetry.tracing === undefined ? undefined : startTracing(config.telemetry.tracing, log, metrics.registry);
   const eventMetrics = new EventMetrics(metrics.registry);
   // Domain events: between replicas through NATS when configured, within this process otherwise.
   const nats =
@@ -49,7 +55,10 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
   setMaxListeners(0, shutdown.signal);
   const listener = createApiListener({
     log,
-    posts: createPostService({ posts: storage.posts, events: createEventPublisher(bus) }),
+    posts: createPostService({
+      posts: storage.posts,
+      events: createEventPublisher(tracedEventPublisher(bus, nats === undefined ? "in_process" : "nats")),
+    }),
     heatmap,
     readiness,
     faultInjection: config.faultInjection,
@@ -62,7 +71,14 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
   const http = await startHttpServer({
     host: config.host,
     port: config.port,
-    listener,
+    listener: observeCalls(listener, {
+      log,
+      services: apiServices,
+      accessLog: config.telemetry.accessLog,
+      tracing,
+      clientAddressOf: clientAddressResolver([]), // the peer: a gateway
+      relays: false,
+    }),
     limits: config.limits,
     tls: config.tls,
     onTlsReload: tlsReloadLogger(log),
@@ -80,6 +96,7 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
       storageWatch.stop();
       await nats?.close();
       await storage.close();
+      await tracing?.shutdown(spanFlushMs(config));
     },
   });
 }

@@ -6,6 +6,7 @@ import { clientAddressResolver } from "../gateway/client-address.js";
 import { withCors } from "../gateway/cors.js";
 import { createGatewayListener } from "../gateway/gateway-routes.js";
 import { withGrpcWebText } from "../gateway/grpc-web-text.js";
+import { relayedServices } from "../gateway/method-policy.js";
 import { createRateLimiter } from "../gateway/rate-limit.js";
 import type { Resolve } from "../gateway/upstream/endpoint-set.js";
 import { startUpstream } from "../gateway/upstream/upstream.js";
@@ -17,7 +18,9 @@ import { createLogger, type Logger } from "../shared/logging/logger.js";
 import { ProtectionMetrics } from "../shared/metrics/protection-metrics.js";
 import { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 import { UpstreamMetrics } from "../shared/metrics/upstream-metrics.js";
-import { type RunningServer, serving, tlsReloadLogger } from "./running-server.js";
+import { observeCalls } from "../shared/tracing/observe-calls.js";
+import { startTracing } from "../shared/tracing/start-tracing.js";
+import { type RunningServer, serving, spanFlushMs, tlsReloadLogger } from "./running-server.js";
 
 export interface GatewayServerDeps {
   readonly log?: Logger;
@@ -32,6 +35,8 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
   const log = deps.log ?? createLogger({ service: "gateway", level: config.logLevel });
   const readiness = new Readiness();
   const metrics = deps.metrics ?? new RpcMetrics("gateway");
+  const tracing =
+    config.telemetry.tracing === undefined ? undefined : startTracing(config.telemetry.tracing, log, metrics.registry);
   const upstream = await startUpstream(
     { ...config.upstream, pool: { ...config.upstream.pool, idleTimeoutMs: config.limits.idleTimeoutMs } },
     log,
@@ -56,6 +61,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
       deadlines: { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs },
       faultInjection: config.faultInjection,
       internalAuthSecret: config.internalAuthSecret,
+      upstreamProtocol: config.upstream.pool.protocol,
     },
     readiness,
     metrics,
@@ -79,7 +85,15 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
   const http = await startHttpServer({
     host: config.host,
     port: config.port,
-    listener: withCors(withGrpcWebText(listener), config.corsAllowedOrigins),
+    // Outermost: a call is observed as it came (gRPC-Web text as text), its span and access line around all of it.
+    listener: observeCalls(withCors(withGrpcWebText(listener), config.corsAllowedOrigins), {
+      log,
+      services: relayedServices,
+      accessLog: config.telemetry.accessLog,
+      tracing,
+      clientAddressOf,
+      relays: true,
+    }),
     limits: config.limits,
     tls: config.tls,
     onTlsReload: tlsReloadLogger(log),
@@ -95,6 +109,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
     async release() {
       upstream.close();
       await rateLimiter.close();
+      await tracing?.shutdown(spanFlushMs(config));
     },
   });
 }

@@ -79,3 +79,11 @@ export function tlsReloadLogger(log: Logger): (err: unknown) => void {
     else logmsg.TlsReloadFailed.emit(log, { err });
   };
 }
+
+/** How long a stopping server waits for its last spans to reach the collector: an export's time, within the grace period. */
+export function spanFlushMs(config: {
+  readonly shutdownGraceMs: number;
+  readonly telemetry: { readonly tracing: { readonly batch: { readonly exportTimeoutMs: number } } | undefined };
+}): number {
+  return Math.min(config.telemetry.tracing?.batch.exportTimeoutMs ?? 0, config.shutdownGraceMs);
+}

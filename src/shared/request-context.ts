@@ -3,6 +3,7 @@ import type { ErrorContext } from "./errors/public-error.js";
 import { type Locale, negotiateLocale } from "./locale.js";
 import type { Logger } from "./logging/logger.js";
 import { continueTrace, TRACEPARENT_HEADER, type TraceContext } from "./trace-context.js";
+import { activeCall, type CallRecord } from "./tracing/call-record.js";
 
 export const REQUEST_ID_HEADER = "x-request-id";
 
@@ -12,11 +13,13 @@ export interface RequestContext extends ErrorContext {
   readonly rpcMethod: string;
   /** W3C trace context of this hop; its trace id is shared by every process the request crosses. */
   readonly trace: TraceContext;
-  /** When the request gate opened the context (performance.now()), for durations. */
+  /** When the call's first bytes arrived (performance.now()), for durations and deadlines. */
   readonly startedAt: number;
   /** Child logger: every line carries `request_id`, `trace_id`, `rpc.method` (and `actor_id` once known). */
   readonly log: Logger;
   readonly actorId: string | undefined;
+  /** The call as its server observes it (access log, server span), when observe-calls opened one. */
+  readonly call: CallRecord | undefined;
 }
 
 /**
@@ -30,6 +33,7 @@ class OpenRequest implements RequestContext {
   readonly trace: TraceContext;
   readonly startedAt: number;
   readonly locale: Locale;
+  readonly call: CallRecord | undefined;
   actorId: string | undefined;
   #log: Logger | undefined;
 
@@ -37,14 +41,17 @@ class OpenRequest implements RequestContext {
     private readonly baseLog: Logger,
     requestId: string,
     rpcMethod: string,
-    trace: TraceContext,
     locale: Locale,
+    call: CallRecord | undefined,
+    traceparent: string | null,
   ) {
     this.requestId = requestId;
     this.rpcMethod = rpcMethod;
-    this.trace = trace;
     this.locale = locale;
-    this.startedAt = performance.now();
+    this.call = call;
+    // The call's trace and clock when its server observes it; else this hop's own.
+    this.trace = call?.trace ?? continueTrace(traceparent);
+    this.startedAt = call?.startedAt ?? performance.now();
   }
 
   get log(): Logger {
@@ -59,6 +66,7 @@ class OpenRequest implements RequestContext {
 
   setActor(actorId: string): void {
     this.actorId = actorId;
+    if (this.call !== undefined) this.call.actorId = actorId;
     if (this.#log !== undefined) this.#log = this.#log.child({ actor_id: actorId });
   }
 }
@@ -85,6 +93,18 @@ export function openRequestContext(ctx: HandlerContext, baseLog: Logger): Reques
     ctx.requestHeader.get(name),
   );
   ctx.values.set(requestContextKey, rc);
+  const call = rc.call;
+  if (call !== undefined) {
+    // connect-es hands every error it answers to the context's abort (and calls it
+    // with no reason once a call succeeded): the call's outcome even where no
+    // handler ran, e.g. a body that does not decode.
+    const controller = ctx as HandlerContext & { abort(reason?: unknown): void };
+    const abort = controller.abort.bind(controller);
+    controller.abort = (reason?: unknown) => {
+      call.answered(reason);
+      abort(reason);
+    };
+  }
   return rc;
 }
 
@@ -97,12 +117,14 @@ export function newRequestContext(
   rpcMethod: string,
   header: (name: string) => string | null,
 ): RequestContext {
+  const call = activeCall();
   return new OpenRequest(
     baseLog,
     acceptRequestId(header(REQUEST_ID_HEADER)),
     rpcMethod,
-    continueTrace(header(TRACEPARENT_HEADER)),
     negotiateLocale(header("accept-language")),
+    call,
+    call === undefined ? header(TRACEPARENT_HEADER) : null,
   );
 }
 

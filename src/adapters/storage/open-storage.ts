@@ -6,6 +6,7 @@ import { openPglite } from "./pglite-client.js";
 import { openPostgres } from "./postgres-client.js";
 import type { SqlClient } from "./sql-client.js";
 import { createSqlPostStore } from "./sql-post-store.js";
+import { type DatabaseTarget, tracedSqlClient } from "./traced-sql-client.js";
 
 export interface StorageConfig {
   /** PostgreSQL server; when absent, embedded PGlite in `dataDir`. */
@@ -42,7 +43,8 @@ export async function openStorage(config: StorageConfig): Promise<Storage> {
     await db.close();
     throw err;
   }
-  const store = createSqlPostStore(db);
+  // Each query a span of the call it serves, when that call is traced.
+  const store = createSqlPostStore(tracedSqlClient(db, targetOf(config.databaseUrl)));
   return {
     posts: store,
     heatmap: store,
@@ -51,5 +53,16 @@ export async function openStorage(config: StorageConfig): Promise<Storage> {
       await db.query("SELECT 1");
     },
     close: () => db.close(),
+  };
+}
+
+/** The server a PostgreSQL URL names, for spans: host, port and database, never its user or password. */
+function targetOf(databaseUrl: string | undefined): DatabaseTarget {
+  if (databaseUrl === undefined) return {};
+  const url = new URL(databaseUrl);
+  const name = decodeURIComponent(url.pathname.slice(1));
+  return {
+    ...(url.hostname === "" ? {} : { host: url.hostname, port: Number(url.port || 5432) }),
+    ...(name === "" ? {} : { name }),
   };
 }

@@ -1,12 +1,16 @@
 import { isIP } from "node:net";
 import { Code, type ConnectError } from "@connectrpc/connect";
+import { context, type Span, trace } from "@opentelemetry/api";
 import { errorCatalog } from "../../shared/errors/catalog.js";
 import { publicError, reasonOf } from "../../shared/errors/public-error.js";
 import { logmsg } from "../../shared/logging/log-catalog.js";
 import type { Logger } from "../../shared/logging/logger.js";
-import type { MethodLabels, RpcMetrics } from "../../shared/metrics/rpc-metrics.js";
+import type { CallOutcome, MethodLabels, RpcMetrics } from "../../shared/metrics/rpc-metrics.js";
 import type { UpstreamMetrics } from "../../shared/metrics/upstream-metrics.js";
 import type { RequestContext } from "../../shared/request-context.js";
+import { type TraceContext, traceContextOf } from "../../shared/trace-context.js";
+import type { RpcSystem } from "../../shared/tracing/call-record.js";
+import { endRpcSpan, startAttemptSpan } from "../../shared/tracing/rpc-spans.js";
 import { pickLeastRequest } from "./balancer.js";
 import { Endpoint } from "./endpoint.js";
 import { createEndpointPool, type PoolConfig, readUpstreamTls } from "./endpoint-pool.js";
@@ -31,6 +35,8 @@ export interface UpstreamConfig {
 /** One logical call to the API server, as the upstream sees it. */
 export interface UpstreamCall {
   readonly labels: MethodLabels;
+  /** The protocol its attempts travel in, as its spans name it. */
+  readonly system: RpcSystem;
   /**
    * Whether repeating the call after it may have reached the application is
    * safe: the schema says NO_SIDE_EFFECTS or IDEMPOTENT, or it carries its
@@ -75,9 +81,11 @@ export interface Upstream {
    * again when the attempt provably never reached the application (refused,
    * REFUSED_STREAM), or, for a call that is safe to repeat, when its
    * connection was lost or the API server answered `unavailable`; never past
-   * the caller's deadline, never beyond the retry budget.
+   * the caller's deadline, never beyond the retry budget. Each attempt is a
+   * CLIENT span of the call's trace (when it is traced); `trace` is the
+   * attempt's place in it, which its `traceparent` must carry.
    */
-  run<T>(call: UpstreamCall, attempt: (endpoint: Endpoint) => Promise<AttemptAnswer<T>>): Promise<UpstreamResult<T>>;
+  run<T>(call: UpstreamCall, attempt: AttemptFn<T>): Promise<UpstreamResult<T>>;
   /** Whether some endpoint may take calls now (the gateway's readiness). */
   hasUsableEndpoint(): boolean;
   /** Called whenever that may have changed. */
@@ -85,6 +93,9 @@ export interface Upstream {
   readonly endpoints: readonly Endpoint[];
   close(): void;
 }
+
+/** Makes one attempt on an endpoint; `trace`: the attempt's position, for the `traceparent` it sends. */
+export type AttemptFn<T> = (endpoint: Endpoint, trace: TraceContext) => Promise<AttemptAnswer<T>>;
 
 /** Attempts of one call at most, first included. */
 const MAX_ATTEMPTS = 3;
@@ -181,10 +192,7 @@ export async function startUpstream(
     endpoints,
     hasUsableEndpoint: () => endpoints.some((e) => e.usable),
     onUsabilityChange: (listener) => listeners.push(listener),
-    async run<T>(
-      call: UpstreamCall,
-      attempt: (endpoint: Endpoint) => Promise<AttemptAnswer<T>>,
-    ): Promise<UpstreamResult<T>> {
+    async run<T>(call: UpstreamCall, attempt: AttemptFn<T>): Promise<UpstreamResult<T>> {
       const tried = new Set<Endpoint>();
       let last: UpstreamResult<T> | undefined;
       let lastFailure: string | undefined;
@@ -201,11 +209,14 @@ export async function startUpstream(
           if (retry) upstreamMetrics.retried(call.labels, lastFailure ?? "");
           tried.add(endpoint);
           endpoint.inFlight++;
+          call.rc.call?.attempted(endpoint.address);
+          const span = attemptSpan(call, endpoint, attempts);
+          const position = span === undefined ? call.rc.trace : traceContextOf(span.spanContext());
           const started = performance.now();
           let failure: ConnectError | undefined;
           let answer: AttemptAnswer<T> | undefined;
           try {
-            answer = await attempt(endpoint);
+            answer = await attempt(endpoint, position);
           } catch (thrown) {
             failure = fromUpstreamFailure(thrown, call.rc, {
               timeoutMs: call.timeoutMs,
@@ -217,12 +228,12 @@ export async function startUpstream(
             if (endpoint.removed) retireWhenIdle(endpoint);
           }
           const error = failure ?? answer?.error;
-          metrics.clientCall(
-            call.labels,
-            { code: error?.code ?? "ok", errorType: error === undefined ? "" : (reasonOf(error) ?? "") },
-            (performance.now() - started) / 1000,
-            endpoint,
-          );
+          const outcome: CallOutcome = {
+            code: error?.code ?? "ok",
+            errorType: error === undefined ? "" : (reasonOf(error) ?? ""),
+          };
+          metrics.clientCall(call.labels, outcome, (performance.now() - started) / 1000, endpoint, position);
+          if (span !== undefined) endRpcSpan(span, "client", call.system, outcome);
           const kind = failure !== undefined ? attemptFailureOf(failure) : undefined;
           // Unavailable: the API server said so, or something in front of it (an HTTP 503).
           // Faults injected to test clients must not take an endpoint out.
@@ -255,6 +266,14 @@ export async function startUpstream(
       for (const endpoint of endpoints) endpoint.pool.close();
     },
   };
+}
+
+/** The CLIENT span of one attempt, child of the call's SERVER span; none when the call is not traced. */
+function attemptSpan(call: UpstreamCall, endpoint: Endpoint, attempt: number): Span | undefined {
+  const observed = call.rc.call;
+  if (observed?.tracer === undefined || observed.span === undefined) return undefined;
+  const parent = trace.setSpan(context.active(), observed.span);
+  return startAttemptSpan(observed.tracer, parent, call.system, call.labels, endpoint, attempt);
 }
 
 /**

@@ -19,7 +19,8 @@ export interface PlainRoutes {
  * - GET /readyz: readiness, 200 while it should get new work, 503 before
  *   start-up finishes, once draining begins, and while what it depends on is
  *   down (send work elsewhere);
- * - GET /metrics: Prometheus text (unless an admin port has them).
+ * - GET /metrics: Prometheus text, or OpenMetrics with exemplars when the
+ *   scraper's Accept prefers it (unless an admin port has them).
  * Anything else is 404.
  */
 export function servePlainRoutes(req: NodeServerRequest, res: NodeServerResponse, routes: PlainRoutes): void {
@@ -33,9 +34,10 @@ export function servePlainRoutes(req: NodeServerRequest, res: NodeServerResponse
   }
   const metrics = routes.metrics;
   if (path === "/metrics" && isGet && metrics !== undefined) {
-    metrics.registry.metrics().then(
-      (text) => {
-        res.writeHead(200, { "content-type": metrics.registry.contentType, "cache-control": "no-store" });
+    const accept = req.headers.accept;
+    metrics.scrape(Array.isArray(accept) ? accept.join(",") : accept).then(
+      ({ contentType, text }) => {
+        res.writeHead(200, { "content-type": contentType, "cache-control": "no-store" });
         res.end(req.method === "HEAD" ? "" : text);
       },
       () => {

@@ -108,6 +108,15 @@ export const logmsg = {
     "TLS certificate reload failed; the previous one stays in use",
     "process",
   ),
+  // The access log (ACCESS_LOG): one line per call, whatever its outcome.
+  CallCompleted: new LogMessage("REQ_005", "info", "Call completed", "process"),
+  TraceExportFailing: new LogMessage(
+    "SYS_007",
+    "warn",
+    "Trace export failing; spans are dropped until it works again",
+    "process",
+  ),
+  TraceExportRecovered: new LogMessage("SYS_008", "info", "Trace export working again", "process"),
 } as const;
 
 export type LogId = (typeof logmsg)[keyof typeof logmsg]["id"];
