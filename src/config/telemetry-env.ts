@@ -1,7 +1,7 @@
 import { parseKeyPairsIntoRecord } from "@opentelemetry/core";
 import { bool, makeValidator, str } from "envalid";
 import { ACCESS_LOG_MODES, type AccessLogMode } from "../shared/logging/access-log.js";
-import { SAMPLER_NAMES, type SamplerName } from "../shared/tracing/sampler.js";
+import { SAMPLER_NAMES, type SamplerName } from "../shared/tracing/sampler-names.js";
 import type { TracingConfig } from "../shared/tracing/start-tracing.js";
 
 /** How a process shows its calls: the access log, and traces when a collector is configured. */

@@ -18,7 +18,6 @@ import { EventMetrics } from "../shared/metrics/event-metrics.js";
 import { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 import { registerWatchMetrics } from "../shared/metrics/watch-metrics.js";
 import { observeCalls } from "../shared/tracing/observe-calls.js";
-import { startTracing } from "../shared/tracing/start-tracing.js";
 import { type RunningServer, serving, spanFlushMs, tlsReloadLogger } from "./running-server.js";
 import { watchStorage } from "./storage-readiness.js";
 
@@ -36,8 +35,16 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
   const storage = deps.storage ?? (await openStorage(config.storage));
   const readiness = new Readiness();
   const metrics = deps.metrics ?? new RpcMetrics("api");
+  // The OpenTelemetry SDK and its exporter are loaded only when tracing is on: about 7 MB of
+  // memory a process without a collector need not hold.
   const tracing =
-    config.telemetry.tracing === undefined ? undefined : startTracing(config.telemetry.tracing, log, metrics.registry);
+    config.telemetry.tracing === undefined
+      ? undefined
+      : (await import("../shared/tracing/start-tracing.js")).startTracing(
+          config.telemetry.tracing,
+          log,
+          metrics.registry,
+        );
   const eventMetrics = new EventMetrics(metrics.registry);
   // Domain events: between replicas through NATS when configured, within this process otherwise.
   const nats =

@@ -5,18 +5,7 @@ import {
   type Sampler,
   TraceIdRatioBasedSampler,
 } from "@opentelemetry/sdk-trace";
-
-/** OTEL_TRACES_SAMPLER's values this process understands (the specification's own samplers). */
-export const SAMPLER_NAMES = [
-  "parentbased_always_on",
-  "parentbased_always_off",
-  "parentbased_traceidratio",
-  "always_on",
-  "always_off",
-  "traceidratio",
-] as const;
-
-export type SamplerName = (typeof SAMPLER_NAMES)[number];
+import type { SamplerName } from "./sampler-names.js";
 
 /**
  * The sampler OTEL_TRACES_SAMPLER names, with OTEL_TRACES_SAMPLER_ARG as the

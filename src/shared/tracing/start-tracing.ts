@@ -7,7 +7,8 @@ import type { Registry } from "prom-client";
 import type { Logger } from "../logging/logger.js";
 import { installContextManager } from "./context-manager.js";
 import { watchExports } from "./export-watch.js";
-import { type SamplerName, samplerOf } from "./sampler.js";
+import { samplerOf } from "./sampler.js";
+import type { SamplerName } from "./sampler-names.js";
 
 /** Where spans go and how many (the standard OTEL_* variables, read by src/config/telemetry-env.ts). */
 export interface TracingConfig {
