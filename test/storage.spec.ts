@@ -1,4 +1,4 @@
-import { cp, mkdtemp, rm } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cellToParent, getResolution, gridDisk, latLngToCell } from "h3-js";
@@ -107,6 +107,42 @@ describe("embedded PGlite", () => {
       const second = await pgliteFixture(dir);
       expect((await second.posts.get(id)).text).toBe("durable");
       await second.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("creates its database on a fresh directory with PGlite's own settings, which the small ones then read, and back", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "bazbii-settings-"));
+    const post = (f: Fixture, text: string, lat: number) =>
+      f.posts.create({ actorId: "a", h3Index: latLngToCell(lat, lat, 7), text, requestId: "" });
+    try {
+      const own = await pgliteFixture(dir, "pglite");
+      const first = await post(own, "own", 20);
+      await own.close();
+      const small = await pgliteFixture(dir, "small");
+      expect((await small.posts.get(first)).text).toBe("own");
+      const second = await post(small, "small", 21);
+      await small.close();
+      const again = await pgliteFixture(dir, "pglite");
+      expect((await again.posts.get(second)).text).toBe("small");
+      await again.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("creates its database beside the data directory and moves it in whole, removing what an interrupted start left", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "bazbii-initdb-"));
+    // What a start killed during initdb leaves: the scratch cluster of a process that is gone.
+    await mkdir(join(dir, "pglite.initdb-999999999", "base"), { recursive: true });
+    try {
+      const f = await pgliteFixture(dir);
+      const id = await f.posts.create({ actorId: "b", h3Index: latLngToCell(5, 5, 7), text: "x", requestId: "" });
+      expect((await f.posts.get(id)).text).toBe("x");
+      await f.close();
+      expect(await readdir(dir)).toEqual(["pglite"]);
+      expect(await readdir(join(dir, "pglite"))).toContain("PG_VERSION");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -20,12 +20,14 @@ export interface Fixture {
   close(): Promise<void>;
 }
 
-export async function pgliteFixture(dataDir?: string): Promise<Fixture> {
+/** PGlite in `dataDir` (a copy of the tests' template database in a temporary one by default), with its small settings by default. */
+export async function pgliteFixture(dataDir?: string, pgliteSettings?: "small" | "pglite"): Promise<Fixture> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), "bazbii-storage-")));
   if (dataDir === undefined) await cp(inject("pgliteTemplate"), join(dir, "pglite"), { recursive: true });
   const storage = await openStorage({
     databaseUrl: undefined,
     dataDir: dir,
+    ...(pgliteSettings === undefined ? {} : { pgliteSettings }),
     maxConnections: 1,
     connectTimeoutMs: 1000,
   });

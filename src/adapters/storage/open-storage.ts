@@ -2,7 +2,7 @@ import { join } from "node:path";
 import type { HeatmapReader } from "../../domain/feed/heatmap-reader.js";
 import type { PostRepository } from "../../domain/post/post-repository.js";
 import { migrate } from "./migrations.js";
-import { openPglite } from "./pglite-client.js";
+import { openPglite, type PgliteSettings } from "./pglite-client.js";
 import { openPostgres } from "./postgres-client.js";
 import type { SqlClient } from "./sql-client.js";
 import { createSqlPostStore } from "./sql-post-store.js";
@@ -12,6 +12,8 @@ export interface StorageConfig {
   /** PostgreSQL server; when absent, embedded PGlite in `dataDir`. */
   readonly databaseUrl: string | undefined;
   readonly dataDir: string;
+  /** PGLITE_SETTINGS: memory against speed for embedded PGlite (pglite-client.ts); `small` when absent. */
+  readonly pgliteSettings?: PgliteSettings;
   readonly maxConnections: number;
   readonly connectTimeoutMs: number;
 }
@@ -31,7 +33,7 @@ export async function openStorage(config: StorageConfig): Promise<Storage> {
   const kind = config.databaseUrl === undefined ? "pglite" : "postgres";
   const db: SqlClient =
     config.databaseUrl === undefined
-      ? await openPglite(join(config.dataDir, "pglite"))
+      ? await openPglite(join(config.dataDir, "pglite"), config.pgliteSettings)
       : openPostgres({
           connectionString: config.databaseUrl,
           maxConnections: config.maxConnections,
