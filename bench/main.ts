@@ -1,11 +1,17 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { create, toBinary } from "@bufbuild/protobuf";
+import { mintToken } from "../src/gateway/auth.js";
 import { GetRequestSchema } from "../src/gen/bazbii/post/v1/user_post_service_pb.js";
 import { ASSERTION_HEADER, signAssertion } from "../src/shared/internal-assertion.js";
+import { accessLineCpuUs } from "./access-log-cost.js";
+import { assertionCpuUs } from "./assertion-cost.js";
+import { measureFanOut } from "./fan-out.js";
 import { connectJson, grpc, pacedConnectJson, writeGrpcBody } from "./loads.js";
-import { INTERNAL_AUTH_SECRET, Processes, rssMb } from "./processes.js";
+import { startOtlpSink } from "./otlp-sink.js";
+import { AUTH_JWT_SECRET, INTERNAL_AUTH_SECRET, Processes, rssMb } from "./processes.js";
 import { type Load, measureRounds, type Row } from "./rounds.js";
 
 // npm run bench: the gateway hop measured against a direct call and an nginx
@@ -62,8 +68,34 @@ async function main(): Promise<void> {
     });
     // The same API server as three endpoints (its loopback addresses): what balancing, health
     // and pools for three cost the gateway per call. And the cluster's hop: HAProxy, then a gateway.
-    const gateway3 = await processes.gateway("gateway, 3 endpoints", "info", api, 3);
+    const gateway3 = await processes.gateway("gateway, 3 endpoints", "info", api, { endpoints: 3 });
+    // The same stack over TLS: HTTPS at the gateway's port, mutual TLS to its API server.
+    const tls = await processes.tls();
+    const tlsApi = await processes.apiServer("api (mutual TLS)", "info", tls);
+    const tlsGateway = await processes.gateway("gateway (TLS)", "info", tlsApi, { tls });
     const haproxy = await processes.haproxy([gateway]);
+    // Embedded PGlite as npm start runs it, on a fresh data directory, with its small settings and
+    // with PGlite's own: the peak of the first start (initdb), the memory once healthy and idle, and,
+    // after the rounds, the peak over the run and the calls/s side by side.
+    const embedded = await processes.embeddedApiServer("api on PGlite, small", "small");
+    const embeddedStart = await rssMb(embedded.pid);
+    const pgliteOwn = await processes.embeddedApiServer("api on PGlite, its own settings", "pglite");
+    const pgliteOwnStart = await rssMb(pgliteOwn.pid);
+    await sleep(3_000);
+    const embeddedHealthy = await rssMb(embedded.pid);
+    const pgliteOwnHealthy = await rssMb(pgliteOwn.pid);
+    // What operators turn on: every call traced (sampled 100%, exported to a collector that keeps
+    // up), and an access line for every call. For a successful Get the production stack's default
+    // (ACCESS_LOG=errors) writes no access line: beside it, "on" is the access log's whole cost.
+    const sink = await startOtlpSink();
+    const traced = { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER: "always_on" };
+    const tracedApi = await processes.apiServer("api (traced)", "info", undefined, traced);
+    const tracedGateway = await processes.gateway("gateway (traced)", "info", tracedApi, { env: traced });
+    const accessLogged = { ACCESS_LOG: "on" };
+    const accessLogApi = await processes.apiServer("api (access log on)", "info", undefined, accessLogged);
+    const accessLogGateway = await processes.gateway("gateway (access log on)", "info", accessLogApi, {
+      env: accessLogged,
+    });
 
     // One existing post to read, stored through each API server (with PGlite each has its own database).
     const createPost = async (apiUrl: string): Promise<string> => {
@@ -76,8 +108,24 @@ async function main(): Promise<void> {
     };
     const id = await createPost(api.url);
     const quietId = await createPost(quietApi.url);
+    const tracedId = await createPost(tracedApi.url);
+    const accessLogId = await createPost(accessLogApi.url);
+    const embeddedId = await createPost(embedded.url);
+    const pgliteOwnId = await createPost(pgliteOwn.url);
+    // Through the gateway, with a bearer token: the API server wants the gateway's client certificate.
+    const tlsCreated = await fetch(`${tlsGateway.url}/bazbii.post.v1.UserPostService/Create`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        authorization: `Bearer ${await mintToken(AUTH_JWT_SECRET, "bench")}`,
+      },
+      body: JSON.stringify({ h3Index: "8928308280fffff", text: "bench" }),
+    });
+    const tlsId = ((await tlsCreated.json()) as { id: string }).id;
     const grpcBody = join(dir, "get.bin");
     await writeGrpcBody(grpcBody, toBinary(GetRequestSchema, create(GetRequestSchema, { id })));
+    const tlsGrpcBody = join(dir, "get-tls.bin");
+    await writeGrpcBody(tlsGrpcBody, toBinary(GetRequestSchema, create(GetRequestSchema, { id: tlsId })));
 
     // Measure the direct rate first: the latency loads run at 30% of it. The
     // first pass only warms the API server up (its rate came out 543 and 944
@@ -97,6 +145,18 @@ async function main(): Promise<void> {
         crosses: viaGateway,
         drive: connectJson(`${gateway.url}${path}`, { id }),
       },
+      // Beside the plain stack's, and just after it in every round: what tracing every call, and an
+      // access line for every call, cost.
+      tracedJson: {
+        name: "connect-json Get, gateway, traced 100%",
+        crosses: [tracedApi, tracedGateway],
+        drive: connectJson(`${tracedGateway.url}${path}`, { id: tracedId }),
+      },
+      accessLogJson: {
+        name: "connect-json Get, gateway, access log on",
+        crosses: [accessLogApi, accessLogGateway],
+        drive: connectJson(`${accessLogGateway.url}${path}`, { id: accessLogId }),
+      },
       nginxJson: {
         name: "connect-json Get, nginx",
         crosses: [api],
@@ -111,6 +171,12 @@ async function main(): Promise<void> {
         name: "connect-json Get, haproxy + gateway",
         crosses: [api, gateway, haproxy],
         drive: connectJson(`${haproxy.url}${path}`, { id }),
+      },
+      // TLS at the public port and mutual TLS on the hop, beside the same calls over cleartext.
+      tlsJson: {
+        name: "connect-json Get, gateway, TLS both hops",
+        crosses: [tlsApi, tlsGateway],
+        drive: connectJson(`${tlsGateway.url}${path}`, { id: tlsId }),
       },
       directGrpc: {
         name: "grpc Get, direct",
@@ -129,6 +195,22 @@ async function main(): Promise<void> {
         crosses: [api],
         drive: grpc(`${nginx.grpcUrl}${path}`, grpcBody),
         note: hMs,
+      },
+      tlsGrpc: {
+        name: "grpc Get, gateway, TLS both hops",
+        crosses: [tlsApi, tlsGateway],
+        drive: grpc(`${tlsGateway.url}${path}`, tlsGrpcBody),
+        note: hMs,
+      },
+      embeddedJson: {
+        name: "connect-json Get, direct, PGlite small",
+        crosses: [embedded],
+        drive: connectJson(`${embedded.url}${path}`, { id: embeddedId }, {}, direct),
+      },
+      pgliteOwnJson: {
+        name: "connect-json Get, direct, PGlite's own settings",
+        crosses: [pgliteOwn],
+        drive: connectJson(`${pgliteOwn.url}${path}`, { id: pgliteOwnId }, {}, direct),
       },
       notFound: {
         name: "connect-json Get not_found, gateway",
@@ -175,17 +257,31 @@ async function main(): Promise<void> {
     // The gRPC loads run in a phase of their own, after all rounds of the others:
     // part of what a gRPC load costs the API server (2–3 times a Connect call's
     // CPU) fell on whichever load came next (bench/README.md).
-    const grpcLoads: Load[] = [load.directGrpc, load.gatewayGrpc, load.nginxGrpc];
-    const phases = [loads.filter((l) => !grpcLoads.includes(l)), grpcLoads];
+    const grpcLoads: Load[] = [load.directGrpc, load.gatewayGrpc, load.nginxGrpc, load.tlsGrpc];
+    // So do the embedded PGlite loads, last: a PGlite server keeps compiling and collecting for a
+    // while after its load, on the cores the next load needs.
+    const pgliteLoads: Load[] = [load.embeddedJson, load.pgliteOwnJson];
+    const phases = [loads.filter((l) => !grpcLoads.includes(l) && !pgliteLoads.includes(l)), grpcLoads, pgliteLoads];
     const measured = await measureRounds(phases, { rounds: ROUNDS, seconds: SECONDS, warmUpSeconds: WARM_UP_SECONDS });
 
-    // Last, the gateway's memory under many callers: its peak RSS is the figure.
+    // The gateway's memory under many callers: its peak RSS is the figure.
     await connectJson(`${gateway.url}${path}`, { id }, { connections: 500 })(SECONDS);
     const rss = await rssMb(gateway.pid);
     // The API server has no memory target; its peak over the run says what its Node flags cost.
     const apiRss = await rssMb(api.pid);
 
+    // Last, as its thousand streams would weigh on the peaks above: update fan-out, 1,000 watchers
+    // through the gateway, a post at a time.
+    const fanOut = await measureFanOut(gateway.url, await mintToken(AUTH_JWT_SECRET, "fan-out"));
+
+    const [embeddedRun, pgliteOwnRun] = [await rssMb(embedded.pid), await rssMb(pgliteOwn.pid)];
+
     const rows = loads.map((l) => measured.row(l));
+    // The signed assertion: what signing (gateway) and verifying (API server) one costs, against
+    // the CPU both processes spend on a call.
+    const assertionUs = assertionCpuUs();
+    const hopRow = measured.row(load.gatewayJson);
+    const hopCpuUs = (hopRow.cpuUsPerRequest[gateway.name] ?? 0) + (hopRow.cpuUsPerRequest[api.name] ?? 0);
     const ratios = {
       gatewayOverDirectConnectJson: measured.rpsRatio(load.gatewayJson, load.directJson),
       gatewayOverDirectGrpc: measured.rpsRatio(load.gatewayGrpc, load.directGrpc),
@@ -193,6 +289,43 @@ async function main(): Promise<void> {
       gatewayOverNginxGrpc: measured.rpsRatio(load.gatewayGrpc, load.nginxGrpc),
       nginxOverDirectConnectJson: measured.rpsRatio(load.nginxJson, load.directJson),
       clusterOverDirectConnectJson: measured.rpsRatio(load.clusterJson, load.directJson),
+      tlsOverCleartextConnectJson: measured.rpsRatio(load.tlsJson, load.gatewayJson),
+      tlsOverCleartextGrpc: measured.rpsRatio(load.tlsGrpc, load.gatewayGrpc),
+      gatewayCpuPerCallTlsOverCleartext: measured.perRound(
+        load.tlsJson,
+        load.gatewayJson,
+        (x, y) => (x.cpuUsPerRequest[tlsGateway.name] ?? 0) / (y.cpuUsPerRequest[gateway.name] ?? 1),
+      ),
+      tracingOnOverOffConnectJson: measured.rpsRatio(load.tracedJson, load.gatewayJson),
+      tracingCpuUsPerCall: measured.perRound(
+        load.tracedJson,
+        load.gatewayJson,
+        (x, y) =>
+          (x.cpuUsPerRequest[tracedGateway.name] ?? 0) +
+          (x.cpuUsPerRequest[tracedApi.name] ?? 0) -
+          (y.cpuUsPerRequest[gateway.name] ?? 0) -
+          (y.cpuUsPerRequest[api.name] ?? 0),
+      ),
+      accessLogOnOverOffConnectJson: measured.rpsRatio(load.accessLogJson, load.gatewayJson),
+      accessLineCpuUs: accessLineCpuUs(),
+      accessLogCpuUsPerCall: measured.perRound(
+        load.accessLogJson,
+        load.gatewayJson,
+        (x, y) =>
+          (x.cpuUsPerRequest[accessLogGateway.name] ?? 0) +
+          (x.cpuUsPerRequest[accessLogApi.name] ?? 0) -
+          (y.cpuUsPerRequest[gateway.name] ?? 0) -
+          (y.cpuUsPerRequest[api.name] ?? 0),
+      ),
+      pgliteSmallRssMbFirstStartPeak: embeddedStart.peak,
+      pgliteSmallRssMbHealthy: embeddedHealthy.now,
+      pgliteSmallRssMbPeakOverRun: embeddedRun.peak,
+      pgliteOwnRssMbFirstStartPeak: pgliteOwnStart.peak,
+      pgliteOwnRssMbHealthy: pgliteOwnHealthy.now,
+      pgliteOwnRssMbPeakOverRun: pgliteOwnRun.peak,
+      pgliteSmallOverOwnConnectJson: measured.rpsRatio(load.embeddedJson, load.pgliteOwnJson),
+      assertionCpuUsPerCall: assertionUs,
+      assertionShareOfCallCpu: Math.round((assertionUs / hopCpuUs) * 1000) / 1000,
       gatewayCpuPerCallThreeEndpointsOverOne: measured.perRound(
         load.gateway3Json,
         load.gatewayJson,
@@ -206,9 +339,14 @@ async function main(): Promise<void> {
       addedP99Ms: measured.perRound(load.gatewayAtRate, load.directAtRate, (x, y) => x.p99Ms - y.p99Ms),
       gatewayRssMbAt500Connections: rss.peak,
       apiRssMbPeak: apiRss.peak,
+      fanOutWatchers: fanOut.watchers,
+      fanOutP50Ms: fanOut.p50Ms,
+      fanOutP99Ms: fanOut.p99Ms,
       infoLoggingCost: measured.perRound(load.notFound, load.notFoundQuiet, (x, y) => 1 - x.rps / y.rps),
     };
 
+    if (sink.exportedBytes() === 0) throw new Error("the traced stack exported no span");
+    sink.close();
     process.stdout.write(table(rows, ratios));
     await mkdir("bench", { recursive: true });
     await writeFile(

@@ -1,8 +1,11 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
+import * as http from "node:http";
+import * as https from "node:https";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import * as tlsModule from "node:tls";
 import { promisify } from "node:util";
 import { haproxyConfig } from "../src/cluster/haproxy.js";
 
@@ -28,6 +31,13 @@ export interface Nginx {
   readonly grpcUrl: string;
 }
 
+/** A certificate for 127.0.0.1 signed by the bench's own CA, usable by servers and as a client certificate. */
+export interface BenchTls {
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
 export interface StackOptions {
   /** The API servers' PostgreSQL; each has an embedded PGlite of its own when undefined. */
   readonly databaseUrl: string | undefined;
@@ -50,14 +60,19 @@ const nodeFlags: Record<"start-api" | "start-gateway", string[]> = {
 /** The internal assertion's secret of every server the bench starts, for its direct calls to sign with. */
 export const INTERNAL_AUTH_SECRET = "bench-internal-secret-bench-internal-secret!";
 
+/** The bearer tokens' secret of every gateway the bench starts. */
+export const AUTH_JWT_SECRET = "bench-secret-bench-secret-bench-secret!";
+
 const production = {
   NODE_ENV: "production",
   LOG_LEVEL: "info",
-  AUTH_JWT_SECRET: "bench-secret-bench-secret-bench-secret!",
+  AUTH_JWT_SECRET,
   INTERNAL_AUTH_SECRET,
   // The load comes from one address: the benchmark measures the hop, not the rate limiter.
   RATE_LIMIT_READS: "100000000",
   RATE_LIMIT_WRITES: "100000000",
+  // The fan-out's thousand watchers come from one caller too.
+  MAX_STREAMS_PER_CALLER: "100000",
 };
 
 /** Every process the bench starts, so that all of them are stopped however the run ends. */
@@ -76,16 +91,40 @@ export class Processes {
    * An API server, healthy. Start them one at a time: with PostgreSQL they
    * all migrate the same database.
    */
-  apiServer(name: string, logLevel: string): Promise<Server> {
+  apiServer(name: string, logLevel: string, tls?: BenchTls, env: Record<string, string> = {}): Promise<Server> {
     const { databaseUrl } = this.#options;
+    return this.#node(
+      name,
+      "start-api",
+      (port) => ({
+        ...production,
+        ...(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }),
+        // Every loopback address reaches it: a gateway can list it as several endpoints.
+        HOST: "0.0.0.0",
+        LOG_LEVEL: logLevel,
+        API_PORT: String(port),
+        DATA_DIR: join(this.#dir, `data-${port}`),
+        // Mutual TLS: only a client with a certificate from the bench's CA gets through.
+        ...(tls === undefined
+          ? {}
+          : { API_TLS_CERT_FILE: tls.certFile, API_TLS_KEY_FILE: tls.keyFile, API_TLS_CLIENT_CA_FILE: tls.caFile }),
+        ...env,
+      }),
+      tls,
+    );
+  }
+
+  /**
+   * An API server on embedded PGlite whatever the bench's database, on a
+   * fresh data directory (its first start creates the database), with
+   * PGLITE_SETTINGS `settings`: what `npm start` gives a newcomer.
+   */
+  embeddedApiServer(name: string, settings: "small" | "pglite"): Promise<Server> {
     return this.#node(name, "start-api", (port) => ({
       ...production,
-      ...(databaseUrl === undefined ? {} : { DATABASE_URL: databaseUrl }),
-      // Every loopback address reaches it: a gateway can list it as several endpoints.
-      HOST: "0.0.0.0",
-      LOG_LEVEL: logLevel,
       API_PORT: String(port),
       DATA_DIR: join(this.#dir, `data-${port}`),
+      PGLITE_SETTINGS: settings,
     }));
   }
 
@@ -93,17 +132,79 @@ export class Processes {
    * A gateway in front of `api`, healthy; with `endpoints` > 1, `api` is its
    * endpoint that many times, each at another loopback address (127.0.0.n):
    * the gateway balances, watches and pools as for that many API servers,
-   * whose work is the one server's.
+   * whose work is the one server's. With `tls`, HTTPS at its public port and
+   * mutual TLS to `api` (which must have been started with the same files).
+   * `env` adds to, or overrides, its environment.
    */
-  gateway(name: string, logLevel: string, api: Server, endpoints = 1): Promise<Server> {
-    const urls = Array.from({ length: endpoints }, (_, i) => `http://127.0.0.${i + 1}:${api.port}`);
-    return this.#node(name, "start-gateway", (port) => ({
-      ...production,
-      LOG_LEVEL: logLevel,
-      GATEWAY_PORT: String(port),
-      API_URL: urls.join(","),
-      UPSTREAM_PROTOCOL: this.#options.upstreamProtocol,
-    }));
+  gateway(
+    name: string,
+    logLevel: string,
+    api: Server,
+    options: { endpoints?: number; tls?: BenchTls; env?: Record<string, string> } = {},
+  ): Promise<Server> {
+    const { endpoints = 1, tls, env = {} } = options;
+    const scheme = new URL(api.url).protocol;
+    const urls = Array.from({ length: endpoints }, (_, i) => `${scheme}//127.0.0.${i + 1}:${api.port}`);
+    return this.#node(
+      name,
+      "start-gateway",
+      (port) => ({
+        ...production,
+        LOG_LEVEL: logLevel,
+        GATEWAY_PORT: String(port),
+        API_URL: urls.join(","),
+        UPSTREAM_PROTOCOL: this.#options.upstreamProtocol,
+        ...(tls === undefined
+          ? {}
+          : {
+              TLS_CERT_FILE: tls.certFile,
+              TLS_KEY_FILE: tls.keyFile,
+              API_CA_FILE: tls.caFile,
+              GATEWAY_CLIENT_CERT_FILE: tls.certFile,
+              GATEWAY_CLIENT_KEY_FILE: tls.keyFile,
+            }),
+        ...env,
+      }),
+      tls,
+    );
+  }
+
+  /**
+   * A CA and a certificate for 127.0.0.1 (and 127.0.0.2-3) it signed, made
+   * with openssl as an operator would; this process trusts the CA from now on
+   * (its health checks, and fetch).
+   */
+  async tls(): Promise<BenchTls> {
+    const dir = join(this.#dir, "tls");
+    await mkdir(dir, { recursive: true });
+    const [caFile, caKey, certFile, keyFile, csr, ext] = ["ca.crt", "ca.key", "cert.pem", "key.pem", "csr", "ext"].map(
+      (f) => join(dir, f),
+    ) as [string, string, string, string, string, string];
+    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    await run("openssl", [
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      caKey,
+      "-out",
+      caFile,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=bench CA",
+    ]);
+    await run("openssl", ["req", ...ec, "-keyout", keyFile, "-out", csr, "-subj", "/CN=bench"]);
+    await writeFile(
+      ext,
+      "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3\nextendedKeyUsage=serverAuth,clientAuth\n",
+    );
+    await run("openssl", [
+      ..."x509 -req -days 1 -set_serial 0x1001".split(" "),
+      ...["-in", csr, "-CA", caFile, "-CAkey", caKey, "-extfile", ext, "-out", certFile],
+    ]);
+    tlsModule.setDefaultCACertificates([...tlsModule.getCACertificates("default"), await readFile(caFile, "utf8")]);
+    return { caFile, certFile, keyFile };
   }
 
   /** HAProxy in front of `gateways`, configured as `npm run cluster` configures it. */
@@ -163,6 +264,7 @@ http {
     name: string,
     script: keyof typeof nodeFlags,
     env: (port: number) => Record<string, string>,
+    tls?: BenchTls,
   ): Promise<Server> {
     const port = await freePort();
     const child = spawn(process.execPath, [...nodeFlags[script], `dist/cmd/${script}.js`], {
@@ -170,8 +272,8 @@ http {
       stdio: ["ignore", "ignore", "inherit"],
     });
     this.#children.push(child);
-    const url = `http://127.0.0.1:${port}`;
-    await waitHealthy(url);
+    const url = `${tls === undefined ? "http" : "https"}://127.0.0.1:${port}`;
+    await waitHealthy(url, tls);
     return { name, port, url, pid: child.pid as number };
   }
 }
@@ -192,12 +294,27 @@ async function freePort(): Promise<number> {
   }
 }
 
-async function waitHealthy(url: string): Promise<void> {
+/** Polls /healthz; over TLS with the bench's certificate, which mutual TLS asks for. */
+async function waitHealthy(url: string, tls?: BenchTls): Promise<void> {
+  const options =
+    tls === undefined
+      ? undefined
+      : { ca: await readFile(tls.caFile), cert: await readFile(tls.certFile), key: await readFile(tls.keyFile) };
   for (let i = 0; i < 200; i++) {
-    if ((await fetch(`${url}/healthz`).catch(() => undefined))?.status === 200) return;
+    if ((await healthzStatus(url, options)) === 200) return;
     await sleep(100);
   }
   throw new Error(`${url} did not become healthy`);
+}
+
+function healthzStatus(url: string, tls: https.RequestOptions | undefined): Promise<number> {
+  return new Promise((resolve) => {
+    const req = (tls === undefined ? http : https).get(`${url}/healthz`, tls ?? {}, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on("error", () => resolve(0));
+  });
 }
 
 /** A process's resident memory now and its peak so far (VmHWM), in MB. */
