@@ -3,11 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import openApiDocument from "../gen/openapi.json" with { type: "json" };
-
-interface Asset {
-  readonly body: Buffer;
-  readonly type: string;
-}
+import { type StaticAsset, sendAsset } from "../shared/http/static-asset.js";
 
 /** The docs page: Swagger UI from its npm package, reading /openapi.json; nothing from a CDN. */
 const DOCS_PAGE = `<!doctype html>
@@ -35,7 +31,7 @@ const INIT_SCRIPT = `window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id:
  */
 export async function createApiDocs(): Promise<(req: IncomingMessage, res: ServerResponse) => boolean> {
   const uiDir = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
-  const assets = new Map<string, Asset>([
+  const assets = new Map<string, StaticAsset>([
     ["/openapi.json", { body: Buffer.from(JSON.stringify(openApiDocument)), type: "application/json" }],
     ["/docs", { body: Buffer.from(DOCS_PAGE), type: "text/html; charset=utf-8" }],
     ["/docs/init.js", { body: Buffer.from(INIT_SCRIPT), type: "text/javascript; charset=utf-8" }],
@@ -49,13 +45,7 @@ export async function createApiDocs(): Promise<(req: IncomingMessage, res: Serve
     if (req.method !== "GET" && req.method !== "HEAD") return false;
     const asset = assets.get((req.url ?? "/").split("?")[0] ?? "/");
     if (asset === undefined) return false;
-    res.writeHead(200, {
-      "content-type": asset.type,
-      "content-length": asset.body.length,
-      "cache-control": "no-cache",
-      "x-content-type-options": "nosniff",
-    });
-    res.end(req.method === "HEAD" ? undefined : asset.body);
+    sendAsset(req, res, asset);
     return true;
   };
 }

@@ -2,6 +2,7 @@ import { readdir, readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { extname, join } from "node:path";
 import type { DevTokens } from "../config/gateway-config.js";
+import { type StaticAsset, sendAsset } from "../shared/http/static-asset.js";
 import { isValidSubject, mintToken, type TokenConfig } from "./auth.js";
 import type { ClientAddressOf } from "./client-address.js";
 
@@ -11,11 +12,6 @@ const TYPES: Record<string, string> = {
   ".css": "text/css; charset=utf-8",
   ".map": "application/json",
 };
-
-interface Asset {
-  readonly body: Buffer;
-  readonly type: string;
-}
 
 export interface WebAppConfig {
   /** Directory of the built page (npm run build writes dist/web). */
@@ -40,7 +36,7 @@ const MAX_TOKEN_REQUEST_BYTES = 1024;
 export async function createWebApp(
   config: WebAppConfig,
 ): Promise<(req: IncomingMessage, res: ServerResponse) => boolean> {
-  const assets = new Map<string, Asset>();
+  const assets = new Map<string, StaticAsset>();
   const files = await readdir(config.root).catch(() => [] as string[]);
   for (const name of files) {
     const type = TYPES[extname(name)];
@@ -68,13 +64,7 @@ export async function createWebApp(
     if (req.method !== "GET" && req.method !== "HEAD") return false;
     const asset = path === "/config.json" ? configJson(mayMint(req)) : assets.get(path);
     if (asset === undefined) return false;
-    res.writeHead(200, {
-      "content-type": asset.type,
-      "content-length": asset.body.length,
-      "cache-control": "no-cache",
-      "x-content-type-options": "nosniff",
-    });
-    res.end(req.method === "HEAD" ? undefined : asset.body);
+    sendAsset(req, res, asset);
     return true;
   };
 }

@@ -1,5 +1,12 @@
 #!/usr/bin/env node
-import { type DescField, type DescMessage, type DescMethod, type DescService, ScalarType } from "@bufbuild/protobuf";
+import {
+  type DescEnum,
+  type DescField,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+  ScalarType,
+} from "@bufbuild/protobuf";
 import { createEcmaScriptPlugin, getComments, runNodeJs, type Schema } from "@bufbuild/protoplugin";
 import { matchPath, restRouteOf } from "../gateway/rest/http-rule.js";
 import { restError } from "../gateway/rest/rest-error.js";
@@ -167,62 +174,32 @@ function messageSchema(desc: DescMessage, schemas: Record<string, JsonSchema>): 
 
 /** The JSON Schema of a field's value in proto3's JSON mapping. */
 function fieldSchema(field: DescField, schemas: Record<string, JsonSchema>): JsonSchema {
-  const one = (
-    kind: "scalar" | "enum" | "message",
-    scalar?: ScalarType,
-    msg?: DescMessage,
-    enumValues?: string[],
-  ): JsonSchema => {
-    if (kind === "enum") return { type: "string", enum: enumValues };
-    if (kind === "message" && msg !== undefined) {
-      addMessage(msg, schemas);
-      return wellKnown(msg) ?? ref(msg.typeName);
-    }
-    return scalarSchema(scalar as ScalarType);
-  };
   switch (field.fieldKind) {
-    case "scalar":
-      return one("scalar", field.scalar);
-    case "enum":
-      return one(
-        "enum",
-        undefined,
-        undefined,
-        field.enum.values.map((v) => v.name),
-      );
-    case "message":
-      return one("message", undefined, field.message);
     case "list":
-      return {
-        type: "array",
-        items:
-          field.listKind === "scalar"
-            ? one("scalar", field.scalar)
-            : field.listKind === "enum"
-              ? one(
-                  "enum",
-                  undefined,
-                  undefined,
-                  field.enum.values.map((v) => v.name),
-                )
-              : one("message", undefined, field.message),
-      };
+      return { type: "array", items: elementSchema(field.listKind, field, schemas) };
     case "map":
-      return {
-        type: "object",
-        additionalProperties:
-          field.mapKind === "scalar"
-            ? one("scalar", field.scalar)
-            : field.mapKind === "enum"
-              ? one(
-                  "enum",
-                  undefined,
-                  undefined,
-                  field.enum.values.map((v) => v.name),
-                )
-              : one("message", undefined, field.message),
-      };
+      return { type: "object", additionalProperties: elementSchema(field.mapKind, field, schemas) };
+    default:
+      return elementSchema(field.fieldKind, field, schemas);
   }
+}
+
+/** The JSON Schema of one value (a field's, a list's element, a map's value) of the given kind. */
+function elementSchema(
+  kind: "scalar" | "enum" | "message",
+  of: {
+    readonly scalar?: ScalarType | undefined;
+    readonly enum?: DescEnum | undefined;
+    readonly message?: DescMessage | undefined;
+  },
+  schemas: Record<string, JsonSchema>,
+): JsonSchema {
+  if (kind === "enum") return { type: "string", enum: of.enum?.values.map((v) => v.name) };
+  if (kind === "message" && of.message !== undefined) {
+    addMessage(of.message, schemas);
+    return wellKnown(of.message) ?? ref(of.message.typeName);
+  }
+  return scalarSchema(of.scalar as ScalarType);
 }
 
 function scalarSchema(scalar: ScalarType): JsonSchema {

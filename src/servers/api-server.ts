@@ -18,7 +18,7 @@ import { EventMetrics } from "../shared/metrics/event-metrics.js";
 import { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 import { registerWatchMetrics } from "../shared/metrics/watch-metrics.js";
 import { observeCalls } from "../shared/tracing/observe-calls.js";
-import { type RunningServer, serving, spanFlushMs, tlsReloadLogger } from "./running-server.js";
+import { type RunningServer, serving, spanFlushMs, startTracingIfOn, tlsReloadLogger } from "./running-server.js";
 import { watchStorage } from "./storage-readiness.js";
 
 export interface ApiServerDeps {
@@ -35,16 +35,7 @@ export async function startApiServer(config: ApiConfig, deps: ApiServerDeps = {}
   const storage = deps.storage ?? (await openStorage(config.storage));
   const readiness = new Readiness();
   const metrics = deps.metrics ?? new RpcMetrics("api");
-  // The OpenTelemetry SDK and its exporter are loaded only when tracing is on: about 7 MB of
-  // memory a process without a collector need not hold.
-  const tracing =
-    config.telemetry.tracing === undefined
-      ? undefined
-      : (await import("../shared/tracing/start-tracing.js")).startTracing(
-          config.telemetry.tracing,
-          log,
-          metrics.registry,
-        );
+  const tracing = await startTracingIfOn(config, log, metrics.registry);
   const eventMetrics = new EventMetrics(metrics.registry);
   // Domain events: between replicas through NATS when configured, within this process otherwise.
   const nats =

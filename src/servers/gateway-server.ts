@@ -19,7 +19,7 @@ import { ProtectionMetrics } from "../shared/metrics/protection-metrics.js";
 import { RpcMetrics } from "../shared/metrics/rpc-metrics.js";
 import { UpstreamMetrics } from "../shared/metrics/upstream-metrics.js";
 import { observeCalls } from "../shared/tracing/observe-calls.js";
-import { type RunningServer, serving, spanFlushMs, tlsReloadLogger } from "./running-server.js";
+import { type RunningServer, serving, spanFlushMs, startTracingIfOn, tlsReloadLogger } from "./running-server.js";
 
 export interface GatewayServerDeps {
   readonly log?: Logger;
@@ -34,16 +34,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayServerDep
   const log = deps.log ?? createLogger({ service: "gateway", level: config.logLevel });
   const readiness = new Readiness();
   const metrics = deps.metrics ?? new RpcMetrics("gateway");
-  // The OpenTelemetry SDK and its exporter are loaded only when tracing is on: about 7 MB of
-  // memory a process without a collector need not hold.
-  const tracing =
-    config.telemetry.tracing === undefined
-      ? undefined
-      : (await import("../shared/tracing/start-tracing.js")).startTracing(
-          config.telemetry.tracing,
-          log,
-          metrics.registry,
-        );
+  const tracing = await startTracingIfOn(config, log, metrics.registry);
   const upstream = await startUpstream(
     { ...config.upstream, pool: { ...config.upstream.pool, idleTimeoutMs: config.limits.idleTimeoutMs } },
     log,

@@ -1,8 +1,10 @@
+import type { Registry } from "prom-client";
 import type { Readiness } from "../shared/health.js";
 import type { AdminServer } from "../shared/http/admin-server.js";
 import type { HttpServer } from "../shared/http/http-server.js";
 import { logmsg } from "../shared/logging/log-catalog.js";
 import type { Logger } from "../shared/logging/logger.js";
+import type { Tracing, TracingConfig } from "../shared/tracing/start-tracing.js";
 
 export interface RunningServer {
   readonly url: string;
@@ -86,4 +88,19 @@ export function spanFlushMs(config: {
   readonly telemetry: { readonly tracing: { readonly batch: { readonly exportTimeoutMs: number } } | undefined };
 }): number {
   return Math.min(config.telemetry.tracing?.batch.exportTimeoutMs ?? 0, config.shutdownGraceMs);
+}
+
+/**
+ * The process's tracing, when a collector is configured. The OpenTelemetry SDK
+ * and its exporter are loaded only then: about 7 MB of memory a process
+ * without a collector need not hold.
+ */
+export async function startTracingIfOn(
+  config: { readonly telemetry: { readonly tracing: TracingConfig | undefined } },
+  log: Logger,
+  registry: Registry,
+): Promise<Tracing | undefined> {
+  const { tracing } = config.telemetry;
+  if (tracing === undefined) return undefined;
+  return (await import("../shared/tracing/start-tracing.js")).startTracing(tracing, log, registry);
 }
