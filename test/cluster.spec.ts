@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -24,6 +24,29 @@ afterAll(async () => {
   await schema?.drop();
   await rm(dir, { recursive: true, force: true });
 });
+
+/**
+ * What the servers wrote that a failure would want explained: lines that are not
+ * log lines (a crash), errors, and every start and stop, from each log file.
+ */
+async function whatTheServersSaid(logDir: string): Promise<string> {
+  const said: string[] = [];
+  for (const file of (await readdir(logDir)).filter((f) => f.endsWith(".log"))) {
+    for (const text of (await readFile(join(logDir, file), "utf8")).split("\n")) {
+      if (text === "") continue;
+      let line: { level?: string; log_id?: string } | undefined;
+      try {
+        line = JSON.parse(text) as { level?: string; log_id?: string };
+      } catch {
+        line = undefined;
+      }
+      const worth =
+        line === undefined || line.level === "error" || line.level === "fatal" || line.log_id?.startsWith("SYS");
+      if (worth) said.push(`${file}: ${text.slice(0, 300)}`);
+    }
+  }
+  return said.slice(-60).join("\n");
+}
 
 async function ports(n: number): Promise<number[]> {
   const out: number[] = [];
@@ -67,7 +90,8 @@ describe("a rolling restart behind the load balancer", () => {
     for (let i = 0; i < 2; i++) await cluster.restart("gateway", i);
     await sleep(500);
     const result = await load.stop();
-    expect(result.failures.slice(0, 5)).toEqual([]);
+    const failed = result.failures.length === 0 ? "" : await whatTheServersSaid(dir);
+    expect(result.failures.slice(0, 5), `the servers said:\n${failed}`).toEqual([]);
     expect(result.calls).toBeGreaterThan(300);
   }, 120_000);
 });
